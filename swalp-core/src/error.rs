@@ -1,0 +1,217 @@
+//! Error types. Every message is one line naming what is wrong and what is
+//! allowed, so the CLI can print it as is.
+
+use std::fmt;
+
+use crate::format::Backend;
+
+/// A problem with a format or quantizer spec such as
+/// `{ format = "fixed", wl = 8, fl = 6 }`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpecError {
+    /// The spec text is not a TOML inline table.
+    Syntax {
+        /// The text given.
+        text: String,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// The `format` key is absent.
+    MissingFormat,
+    /// No registered format has this name.
+    UnknownFormat {
+        /// The name asked for.
+        name: String,
+        /// Every registered name.
+        known: Vec<String>,
+    },
+    /// Two registered factories claim the same name.
+    DuplicateFormat {
+        /// The contested name.
+        name: String,
+    },
+    /// A required key is absent.
+    MissingKey {
+        /// Format being built.
+        format: String,
+        /// The absent key.
+        key: String,
+        /// What the key accepts.
+        allowed: String,
+    },
+    /// A key the format does not take.
+    UnknownKey {
+        /// Where the key appeared (format name or enclosing key).
+        context: String,
+        /// The key given.
+        key: String,
+        /// Keys accepted there.
+        allowed: Vec<String>,
+        /// The closest accepted key, if one is close.
+        suggestion: Option<String>,
+    },
+    /// A key has a value of the wrong type or out of range.
+    InvalidValue {
+        /// The key, dotted if nested.
+        key: String,
+        /// The value given, as TOML.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpecError::Syntax { text, message } => {
+                let message = message.lines().next().unwrap_or("").trim();
+                write!(
+                    f,
+                    "spec {text:?} is not a TOML inline table like \
+                     {{ format = \"fixed\", wl = 8, fl = 6 }}: {message}"
+                )
+            }
+            SpecError::MissingFormat => write!(
+                f,
+                "spec has no `format` key; write e.g. {{ format = \"fixed\", wl = 8, fl = 6 }}"
+            ),
+            SpecError::UnknownFormat { name, known } => write!(
+                f,
+                "unknown format {name:?}; known formats: {}",
+                known.join(", ")
+            ),
+            SpecError::DuplicateFormat { name } => write!(
+                f,
+                "format {name:?} is registered by more than one crate; remove one of them"
+            ),
+            SpecError::MissingKey {
+                format,
+                key,
+                allowed,
+            } => write!(f, "format {format:?} needs key `{key}` ({allowed})"),
+            SpecError::UnknownKey {
+                context,
+                key,
+                allowed,
+                suggestion,
+            } => {
+                write!(f, "unknown key `{key}` in {context}")?;
+                if let Some(s) = suggestion {
+                    write!(f, " (did you mean `{s}`?)")?;
+                }
+                write!(f, "; allowed keys: {}", allowed.join(", "))
+            }
+            SpecError::InvalidValue {
+                key,
+                value,
+                allowed,
+            } => write!(f, "invalid value {value} for `{key}`: expected {allowed}"),
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// Everything that can go wrong in swalp-core.
+#[derive(Debug)]
+pub enum Error {
+    /// A bad format or quantizer spec.
+    Spec(SpecError),
+    /// The tensor cannot be quantized as asked (dtype, device, backend).
+    Unsupported {
+        /// The format's name.
+        format: String,
+        /// The backend asked for.
+        backend: Backend,
+        /// Why not, and what would work.
+        reason: String,
+    },
+    /// libtorch reported an error.
+    Torch(tch::TchError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Spec(e) => e.fmt(f),
+            Error::Unsupported {
+                format,
+                backend,
+                reason,
+            } => write!(f, "format {format:?} on the {backend} backend: {reason}"),
+            Error::Torch(e) => {
+                let msg = e.to_string();
+                write!(f, "libtorch: {}", msg.lines().next().unwrap_or(""))
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spec(e) => Some(e),
+            Error::Torch(e) => Some(e),
+            Error::Unsupported { .. } => None,
+        }
+    }
+}
+
+impl From<SpecError> for Error {
+    fn from(e: SpecError) -> Self {
+        Error::Spec(e)
+    }
+}
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        Error::Torch(e)
+    }
+}
+
+/// Result with swalp-core's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The candidate closest to `given` by edit distance, if it is close enough
+/// to be a plausible misspelling.
+pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(given, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_string())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(closest("wll", ["wl", "fl", "clamp"]), Some("wl".into()));
+        assert_eq!(
+            closest("symetric", ["symmetric", "clamp"]),
+            Some("symmetric".into())
+        );
+        assert_eq!(closest("banana", ["wl", "fl"]), None);
+    }
+}

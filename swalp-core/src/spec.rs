@@ -1,0 +1,249 @@
+//! Reading format parameters out of a spec table, with errors that name the
+//! key, the bad value and what is allowed.
+
+use std::ops::RangeInclusive;
+
+use crate::error::{closest, SpecError};
+
+/// One parameter a format accepts, as listed by `swalp-cli formats`.
+///
+/// ```
+/// use swalp_core::ParamInfo;
+/// const WL: ParamInfo = ParamInfo::required("wl", "integer", "1..=24", "word length in bits");
+/// assert_eq!(WL.default, None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamInfo {
+    /// Key in the spec table.
+    pub name: &'static str,
+    /// TOML type: `integer`, `boolean`, `string`, `table`, ...
+    pub kind: &'static str,
+    /// Default as TOML text, or `None` when the key is required.
+    pub default: Option<&'static str>,
+    /// The values allowed, for humans (`1..=24`, `"ieee" | "none"`).
+    pub allowed: &'static str,
+    /// One line on what it means.
+    pub help: &'static str,
+}
+
+impl ParamInfo {
+    /// A parameter the spec must give.
+    pub const fn required(
+        name: &'static str,
+        kind: &'static str,
+        allowed: &'static str,
+        help: &'static str,
+    ) -> Self {
+        ParamInfo {
+            name,
+            kind,
+            default: None,
+            allowed,
+            help,
+        }
+    }
+
+    /// A parameter with a default.
+    pub const fn optional(
+        name: &'static str,
+        kind: &'static str,
+        default: &'static str,
+        allowed: &'static str,
+        help: &'static str,
+    ) -> Self {
+        ParamInfo {
+            name,
+            kind,
+            default: Some(default),
+            allowed,
+            help,
+        }
+    }
+}
+
+/// The parameters of one format spec, handed to a format's factory.
+///
+/// Typed getters check type and range and record which keys were read;
+/// [`finish`](Self::finish) then rejects any key no getter asked for,
+/// suggesting the closest declared one.
+///
+/// ```
+/// use swalp_core::{ParamInfo, Params};
+/// const PARAMS: &[ParamInfo] = &[ParamInfo::required("wl", "integer", "1..=24", "word length")];
+/// let table: toml::Table = toml::from_str("wl = 8").unwrap();
+/// let mut p = Params::new("fixed", &table, PARAMS);
+/// assert_eq!(p.int("wl", 1..=24).unwrap(), 8);
+/// p.finish().unwrap();
+///
+/// let table: toml::Table = toml::from_str("wl = 8\nwll = 3").unwrap();
+/// let mut p = Params::new("fixed", &table, PARAMS);
+/// p.int("wl", 1..=24).unwrap();
+/// assert!(p.finish().unwrap_err().to_string().contains("did you mean `wl`"));
+/// ```
+#[derive(Debug)]
+pub struct Params<'a> {
+    format: &'a str,
+    table: &'a toml::Table,
+    declared: &'a [ParamInfo],
+    read: Vec<&'a str>,
+}
+
+/// Spec keys every quantizer accepts besides the format's own.
+pub const QUANTIZER_KEYS: [&str; 4] = ["format", "rounding", "scale", "backend"];
+
+impl<'a> Params<'a> {
+    /// Wraps `table` (the spec without `format`, `rounding`, `scale` and
+    /// `backend`) for the format named `format` declaring `declared`.
+    pub fn new(format: &'a str, table: &'a toml::Table, declared: &'a [ParamInfo]) -> Self {
+        Params {
+            format,
+            table,
+            declared,
+            read: Vec::new(),
+        }
+    }
+
+    /// Name of the format being built.
+    pub fn format(&self) -> &str {
+        self.format
+    }
+
+    /// The raw value of `key`, if present, for parameters with a structured
+    /// syntax; marks the key as read.
+    pub fn raw(&mut self, key: &'a str) -> Option<&'a toml::Value> {
+        self.read.push(key);
+        self.table.get(key)
+    }
+
+    /// A required integer in `range`.
+    pub fn int(&mut self, key: &'a str, range: RangeInclusive<i64>) -> Result<i64, SpecError> {
+        match self.raw(key) {
+            None => Err(SpecError::MissingKey {
+                format: self.format.into(),
+                key: key.into(),
+                allowed: format!("an integer in {}..={}", range.start(), range.end()),
+            }),
+            Some(v) => int_in(key, v, range),
+        }
+    }
+
+    /// An optional integer in `range`.
+    pub fn int_or(
+        &mut self,
+        key: &'a str,
+        default: i64,
+        range: RangeInclusive<i64>,
+    ) -> Result<i64, SpecError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => int_in(key, v, range),
+        }
+    }
+
+    /// An optional boolean.
+    pub fn bool_or(&mut self, key: &'a str, default: bool) -> Result<bool, SpecError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(toml::Value::Boolean(b)) => Ok(*b),
+            Some(v) => Err(invalid(key, v, "true or false")),
+        }
+    }
+
+    /// An optional string that must be one of `allowed`.
+    pub fn choice_or(
+        &mut self,
+        key: &'a str,
+        default: &'static str,
+        allowed: &[&'static str],
+    ) -> Result<&'static str, SpecError> {
+        let describe = || {
+            allowed
+                .iter()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        match self.raw(key) {
+            None => Ok(default),
+            Some(toml::Value::String(s)) => allowed
+                .iter()
+                .find(|a| **a == s.as_str())
+                .copied()
+                .ok_or_else(|| invalid(key, &toml::Value::String(s.clone()), &describe())),
+            Some(v) => Err(invalid(key, v, &describe())),
+        }
+    }
+
+    /// Rejects keys that no getter read.
+    pub fn finish(self) -> Result<(), SpecError> {
+        let unknown = self.table.keys().find(|k| !self.read.contains(&k.as_str()));
+        match unknown {
+            None => Ok(()),
+            Some(key) => {
+                let mut allowed: Vec<String> =
+                    self.declared.iter().map(|p| p.name.to_string()).collect();
+                allowed.extend(QUANTIZER_KEYS.iter().map(|k| k.to_string()));
+                Err(SpecError::UnknownKey {
+                    context: format!("format {:?}", self.format),
+                    key: key.clone(),
+                    suggestion: closest(key, allowed.iter().map(String::as_str)),
+                    allowed,
+                })
+            }
+        }
+    }
+}
+
+/// An [`SpecError::InvalidValue`] for `key`.
+pub fn invalid(key: &str, value: &toml::Value, allowed: &str) -> SpecError {
+    SpecError::InvalidValue {
+        key: key.into(),
+        value: value.to_string(),
+        allowed: allowed.into(),
+    }
+}
+
+/// Checks that `value` is an integer in `range`.
+pub fn int_in(
+    key: &str,
+    value: &toml::Value,
+    range: RangeInclusive<i64>,
+) -> Result<i64, SpecError> {
+    match value.as_integer() {
+        Some(i) if range.contains(&i) => Ok(i),
+        _ => Err(invalid(
+            key,
+            value,
+            &format!("an integer in {}..={}", range.start(), range.end()),
+        )),
+    }
+}
+
+/// Parses spec text: a TOML inline table `{ format = "fixed", wl = 8 }`; the
+/// braces may be omitted.
+///
+/// ```
+/// let t = swalp_core::spec::parse_table(r#"{ format = "fixed", wl = 8, fl = 6 }"#).unwrap();
+/// assert_eq!(t["wl"].as_integer(), Some(8));
+/// assert!(swalp_core::spec::parse_table("{ format = fixed }").is_err());
+/// ```
+pub fn parse_table(text: &str) -> Result<toml::Table, SpecError> {
+    let trimmed = text.trim();
+    let inline = if trimmed.starts_with('{') {
+        trimmed.to_string()
+    } else {
+        format!("{{ {trimmed} }}")
+    };
+    let mut doc: toml::Table =
+        toml::from_str(&format!("spec = {inline}")).map_err(|e| SpecError::Syntax {
+            text: text.into(),
+            message: e.message().to_string(),
+        })?;
+    match doc.remove("spec") {
+        Some(toml::Value::Table(t)) => Ok(t),
+        _ => Err(SpecError::Syntax {
+            text: text.into(),
+            message: "expected a table".into(),
+        }),
+    }
+}

@@ -1,0 +1,206 @@
+//! Fixed point: `wl`-bit two's complement integers scaled by `2^-fl`.
+
+use swalp_core::{
+    kernel::native::pow2, FormatFactory, NumberFormat, ParamInfo, Params, RandomStream, Result,
+    Rounding, SpecError,
+};
+
+use crate::kernels::{native, tensor};
+
+/// Fixed-point format: values `i · 2^-fl` for integers `i` in
+/// `[-2^(wl-1), 2^(wl-1) - 1]` (`[-(2^(wl-1) - 1), ...]` when symmetric).
+/// Out-of-range values saturate when `clamp` is true (the default) and keep
+/// their rounded value otherwise.
+///
+/// QPyTorch 0.3.0's `fixed_point_quantize(..., rounding="nearest")` rounds
+/// ties to even; use `rounding = "nearest-even"` to reproduce it.
+///
+/// Spec: `{ format = "fixed", wl = 8, fl = 6, clamp = true, symmetric = false }`.
+///
+/// ```
+/// use swalp_formats::FixedPoint;
+/// let q = FixedPoint::new(8, 6, true, false).unwrap();
+/// assert_eq!(q.step(), 1.0 / 64.0);
+/// assert_eq!(q.max(), 127.0 / 64.0);
+/// assert_eq!(q.min(), -2.0);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FixedPoint {
+    wl: u32,
+    fl: i32,
+    clamp: bool,
+    symmetric: bool,
+}
+
+/// Word lengths allowed: values are carried in `f32`, whose significand holds
+/// 24 bits.
+pub const WL_RANGE: std::ops::RangeInclusive<i64> = 2..=24;
+
+impl FixedPoint {
+    /// A fixed-point format; fails when the values would not be exactly
+    /// representable in `f32`.
+    pub fn new(wl: u32, fl: i32, clamp: bool, symmetric: bool) -> Result<Self, SpecError> {
+        let bad = |key: &str, value: i64, allowed: String| SpecError::InvalidValue {
+            key: key.into(),
+            value: value.to_string(),
+            allowed,
+        };
+        if !WL_RANGE.contains(&i64::from(wl)) {
+            return Err(bad("wl", wl.into(), "an integer in 2..=24".into()));
+        }
+        let fl_range = fl_range(wl);
+        if !fl_range.contains(&fl) {
+            return Err(bad(
+                "fl",
+                fl.into(),
+                format!(
+                    "an integer in {}..={} for wl = {wl} (the step 2^-fl and the range must fit f32)",
+                    fl_range.start(),
+                    fl_range.end()
+                ),
+            ));
+        }
+        Ok(FixedPoint {
+            wl,
+            fl,
+            clamp,
+            symmetric,
+        })
+    }
+
+    /// Word length in bits.
+    pub fn wl(&self) -> u32 {
+        self.wl
+    }
+
+    /// Fractional bits.
+    pub fn fl(&self) -> i32 {
+        self.fl
+    }
+
+    /// Whether out-of-range values saturate.
+    pub fn clamps(&self) -> bool {
+        self.clamp
+    }
+
+    /// Whether the most negative integer is excluded.
+    pub fn is_symmetric(&self) -> bool {
+        self.symmetric
+    }
+
+    /// The spacing `2^-fl` between neighbouring values.
+    pub fn step(&self) -> f64 {
+        pow2(-self.fl)
+    }
+
+    /// The range of the integer `i`, as `(lowest, highest)`.
+    pub fn int_range(&self) -> (f64, f64) {
+        let half = pow2(self.wl as i32 - 1);
+        let low = if self.symmetric { 1.0 - half } else { -half };
+        (low, half - 1.0)
+    }
+
+    /// The most negative value.
+    pub fn min(&self) -> f64 {
+        self.int_range().0 * self.step()
+    }
+
+    /// The largest value.
+    pub fn max(&self) -> f64 {
+        self.int_range().1 * self.step()
+    }
+}
+
+fn fl_range(wl: u32) -> std::ops::RangeInclusive<i32> {
+    // Smallest step 2^-149 (f32's smallest subnormal); largest magnitude
+    // 2^(wl-1-fl) at most 2^127.
+    (wl as i32 - 128)..=149
+}
+
+impl NumberFormat for FixedPoint {
+    fn name(&self) -> &str {
+        "fixed"
+    }
+
+    fn params(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert("wl".into(), i64::from(self.wl).into());
+        t.insert("fl".into(), i64::from(self.fl).into());
+        t.insert("clamp".into(), self.clamp.into());
+        t.insert("symmetric".into(), self.symmetric.into());
+        t
+    }
+
+    fn bits_per_value(&self) -> f64 {
+        self.wl.into()
+    }
+
+    fn quantize_tensor(
+        &self,
+        x: &swalp_core::tch::Tensor,
+        rounding: Rounding,
+        random: Option<RandomStream>,
+    ) -> Result<swalp_core::tch::Tensor> {
+        Ok(tensor::fixed(self, x, rounding, random))
+    }
+
+    fn has_native(&self) -> bool {
+        true
+    }
+
+    fn quantize_native(
+        &self,
+        x: &[f32],
+        _shape: &[usize],
+        out: &mut [f32],
+        rounding: Rounding,
+        random: Option<RandomStream>,
+    ) -> Result<()> {
+        native::fixed(self, x, out, rounding, random);
+        Ok(())
+    }
+}
+
+const PARAMS: &[ParamInfo] = &[
+    ParamInfo::required(
+        "wl",
+        "integer",
+        "2..=24",
+        "word length in bits, sign included",
+    ),
+    ParamInfo::required(
+        "fl",
+        "integer",
+        "wl-128..=149",
+        "fractional bits: the step is 2^-fl",
+    ),
+    ParamInfo::optional(
+        "clamp",
+        "boolean",
+        "true",
+        "true | false",
+        "saturate out-of-range values",
+    ),
+    ParamInfo::optional(
+        "symmetric",
+        "boolean",
+        "false",
+        "true | false",
+        "exclude the most negative integer, so the range is symmetric",
+    ),
+];
+
+fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
+    let wl = p.int("wl", WL_RANGE)? as u32;
+    let fl = p.int("fl", i64::from(i32::MIN)..=i64::from(i32::MAX))? as i32;
+    let clamp = p.bool_or("clamp", true)?;
+    let symmetric = p.bool_or("symmetric", false)?;
+    Ok(Box::new(FixedPoint::new(wl, fl, clamp, symmetric)?))
+}
+
+swalp_core::register_format!(FormatFactory {
+    name: "fixed",
+    summary: "fixed point: wl-bit two's complement integers times 2^-fl",
+    params: PARAMS,
+    build,
+});

@@ -1,0 +1,397 @@
+//! Binary floating point with `exp` exponent and `man` mantissa bits.
+
+use swalp_core::{
+    kernel::native::pow2, tch::Tensor, FormatFactory, NumberFormat, ParamInfo, Params,
+    RandomStream, Result, Rounding, SpecError,
+};
+
+use crate::kernels::{native, tensor};
+
+/// What the top exponent encodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Specials {
+    /// IEEE 754: the top exponent is reserved for infinities and NaN.
+    Ieee,
+    /// No specials: the top binade holds normal numbers (QPyTorch's
+    /// convention).
+    None,
+    /// Finite with NaN (OCP FP8 E4M3, torch's `float8_e4m3fn`): the top
+    /// binade holds normal numbers except the all-ones mantissa, which is NaN;
+    /// no infinities.
+    Fn,
+}
+
+/// What a finite value beyond the largest finite value becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// The largest finite value of the same sign.
+    Saturate,
+    /// Infinity (IEEE formats only), except under rounding modes that never
+    /// increase the magnitude, which give the largest finite value.
+    Infinity,
+    /// NaN, with the same exception (what torch's FP8 E4M3 cast does).
+    Nan,
+}
+
+/// A binary floating-point format.
+///
+/// Values are `±2^e · 1.m` with `man` mantissa bits, exponent bias
+/// `2^(exp-1) - 1`, subnormals `±2^emin · 0.m` when enabled (otherwise the
+/// only value below `2^emin` in magnitude is zero). NaN inputs stay NaN;
+/// infinite inputs stay infinite when the format has infinities and are
+/// treated as overflow otherwise.
+///
+/// QPyTorch 0.3.0's `float_quantize(..., rounding="nearest")` corresponds to
+/// `specials = "none"` with `rounding = "nearest-away"` (it adds half an ulp
+/// to the magnitude and truncates).
+///
+/// Spec: `{ format = "float", exp = 5, man = 2, subnormals = true,
+/// specials = "ieee", overflow = "infinity" }`.
+///
+/// ```
+/// use swalp_formats::{FloatFormat, Overflow, Specials};
+/// let fp16 = FloatFormat::new(5, 10, true, Specials::Ieee, Overflow::Infinity).unwrap();
+/// assert_eq!(fp16.max_value(), 65504.0);
+/// assert_eq!(fp16.min_normal(), 2f64.powi(-14));
+/// assert_eq!(fp16.min_subnormal(), 2f64.powi(-24));
+/// let e4m3 = FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Saturate).unwrap();
+/// assert_eq!(e4m3.max_value(), 448.0);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FloatFormat {
+    exp: u32,
+    man: u32,
+    subnormals: bool,
+    specials: Specials,
+    overflow: Overflow,
+}
+
+impl FloatFormat {
+    /// A floating-point format; fails on combinations that have no normal
+    /// numbers or an overflow behaviour the encoding cannot express.
+    pub fn new(
+        exp: u32,
+        man: u32,
+        subnormals: bool,
+        specials: Specials,
+        overflow: Overflow,
+    ) -> Result<Self, SpecError> {
+        let bad = |key: &str, value: String, allowed: &str| SpecError::InvalidValue {
+            key: key.into(),
+            value,
+            allowed: allowed.into(),
+        };
+        if !(1..=8).contains(&exp) {
+            return Err(bad("exp", exp.to_string(), "an integer in 1..=8"));
+        }
+        if man > 23 {
+            return Err(bad("man", man.to_string(), "an integer in 0..=23"));
+        }
+        if specials == Specials::Ieee && exp < 2 {
+            return Err(bad(
+                "exp",
+                exp.to_string(),
+                "at least 2 with specials = \"ieee\" (one exponent is reserved)",
+            ));
+        }
+        if specials == Specials::Fn && man < 1 {
+            return Err(bad(
+                "man",
+                man.to_string(),
+                "at least 1 with specials = \"fn\" (the all-ones mantissa is NaN)",
+            ));
+        }
+        if overflow == Overflow::Infinity && specials != Specials::Ieee {
+            return Err(bad(
+                "overflow",
+                "\"infinity\"".into(),
+                "\"saturate\" or \"nan\": only specials = \"ieee\" has infinities",
+            ));
+        }
+        if overflow == Overflow::Nan && specials == Specials::None {
+            return Err(bad(
+                "overflow",
+                "\"nan\"".into(),
+                "\"saturate\": specials = \"none\" has no NaN encoding",
+            ));
+        }
+        Ok(FloatFormat {
+            exp,
+            man,
+            subnormals,
+            specials,
+            overflow,
+        })
+    }
+
+    /// Exponent bits.
+    pub fn exp_bits(&self) -> u32 {
+        self.exp
+    }
+
+    /// Mantissa (fraction) bits.
+    pub fn man_bits(&self) -> u32 {
+        self.man
+    }
+
+    /// Whether subnormal values exist.
+    pub fn has_subnormals(&self) -> bool {
+        self.subnormals
+    }
+
+    /// The special-value encoding.
+    pub fn specials(&self) -> Specials {
+        self.specials
+    }
+
+    /// The overflow behaviour.
+    pub fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+
+    /// The exponent bias.
+    pub fn bias(&self) -> i32 {
+        (1 << (self.exp - 1)) - 1
+    }
+
+    /// The exponent of the smallest normal binade.
+    pub fn emin(&self) -> i32 {
+        1 - self.bias()
+    }
+
+    /// The exponent of the largest binade holding finite values.
+    pub fn emax(&self) -> i32 {
+        let top_field = (1 << self.exp) - 1;
+        let reserved = i32::from(self.specials == Specials::Ieee);
+        top_field - reserved - self.bias()
+    }
+
+    /// The largest finite value. Where the format's range exceeds `f32`'s
+    /// (8 exponent bits without reserved specials) it is the largest value of
+    /// the format that `f32` can hold.
+    pub fn max_value(&self) -> f64 {
+        let emax = self.emax().min(127);
+        let lost_codes = if self.specials == Specials::Fn { 2 } else { 1 };
+        pow2(emax) * (2.0 - f64::from(lost_codes) * pow2(-(self.man as i32)))
+    }
+
+    /// The smallest positive normal value.
+    pub fn min_normal(&self) -> f64 {
+        pow2(self.emin())
+    }
+
+    /// The smallest positive value.
+    pub fn min_subnormal(&self) -> f64 {
+        if self.subnormals {
+            pow2(self.emin() - self.man as i32)
+        } else {
+            self.min_normal()
+        }
+    }
+
+    /// The exponent `k` of the spacing `2^k` between representable values
+    /// around a value whose binade exponent is `e = floor(log2 |x|)`.
+    /// Without subnormals, the range below `2^emin` has spacing `2^emin`:
+    /// its only values are 0 and `±2^emin`.
+    pub fn step_exponent(&self, e: i32) -> i32 {
+        let e = e.min(self.emax());
+        if e >= self.emin() {
+            e - self.man as i32
+        } else if self.subnormals {
+            self.emin() - self.man as i32
+        } else {
+            self.emin()
+        }
+    }
+
+    /// What a rounded value of magnitude above [`max_value`](Self::max_value)
+    /// becomes, given its sign and the rounding mode.
+    pub fn overflow_value(&self, negative: bool, rounding: Rounding) -> f64 {
+        let sign = if negative { -1.0 } else { 1.0 };
+        let saturate = sign * self.max_value();
+        match self.overflow {
+            Overflow::Saturate => saturate,
+            _ if rounding.shrinks_magnitude(negative) => saturate,
+            Overflow::Infinity => sign * f64::INFINITY,
+            Overflow::Nan => f64::NAN,
+        }
+    }
+
+    /// What an infinite input becomes.
+    pub fn infinity_value(&self, negative: bool) -> f64 {
+        match (self.specials, self.overflow) {
+            (Specials::Ieee, _) => {
+                if negative {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                }
+            }
+            (_, Overflow::Nan) => f64::NAN,
+            _ => {
+                if negative {
+                    -self.max_value()
+                } else {
+                    self.max_value()
+                }
+            }
+        }
+    }
+
+    fn default_overflow(specials: Specials) -> Overflow {
+        match specials {
+            Specials::Ieee => Overflow::Infinity,
+            Specials::None | Specials::Fn => Overflow::Saturate,
+        }
+    }
+
+    /// Reads `subnormals`, `specials` and `overflow`, for the `float` format
+    /// and presets that allow overriding them.
+    pub(crate) fn read_options(
+        p: &mut Params<'_>,
+        specials_default: Specials,
+        read_specials: bool,
+    ) -> Result<(bool, Specials, Overflow), SpecError> {
+        let subnormals = p.bool_or("subnormals", true)?;
+        let specials = if read_specials {
+            match p.choice_or("specials", specials_name(specials_default), &SPECIALS_NAMES)? {
+                "ieee" => Specials::Ieee,
+                "none" => Specials::None,
+                _ => Specials::Fn,
+            }
+        } else {
+            specials_default
+        };
+        let default = overflow_name(Self::default_overflow(specials));
+        let overflow = match p.choice_or("overflow", default, &OVERFLOW_NAMES)? {
+            "saturate" => Overflow::Saturate,
+            "infinity" => Overflow::Infinity,
+            _ => Overflow::Nan,
+        };
+        Ok((subnormals, specials, overflow))
+    }
+
+    pub(crate) fn option_params(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert("subnormals".into(), self.subnormals.into());
+        t.insert("specials".into(), specials_name(self.specials).into());
+        t.insert("overflow".into(), overflow_name(self.overflow).into());
+        t
+    }
+}
+
+const SPECIALS_NAMES: [&str; 3] = ["ieee", "none", "fn"];
+const OVERFLOW_NAMES: [&str; 3] = ["saturate", "infinity", "nan"];
+
+fn specials_name(s: Specials) -> &'static str {
+    match s {
+        Specials::Ieee => "ieee",
+        Specials::None => "none",
+        Specials::Fn => "fn",
+    }
+}
+
+fn overflow_name(o: Overflow) -> &'static str {
+    match o {
+        Overflow::Saturate => "saturate",
+        Overflow::Infinity => "infinity",
+        Overflow::Nan => "nan",
+    }
+}
+
+impl NumberFormat for FloatFormat {
+    fn name(&self) -> &str {
+        "float"
+    }
+
+    fn params(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert("exp".into(), i64::from(self.exp).into());
+        t.insert("man".into(), i64::from(self.man).into());
+        t.extend(self.option_params());
+        t
+    }
+
+    fn bits_per_value(&self) -> f64 {
+        f64::from(1 + self.exp + self.man)
+    }
+
+    fn quantize_tensor(
+        &self,
+        x: &Tensor,
+        rounding: Rounding,
+        random: Option<RandomStream>,
+    ) -> Result<Tensor> {
+        Ok(tensor::float(self, x, rounding, random))
+    }
+
+    fn has_native(&self) -> bool {
+        true
+    }
+
+    fn quantize_native(
+        &self,
+        x: &[f32],
+        _shape: &[usize],
+        out: &mut [f32],
+        rounding: Rounding,
+        random: Option<RandomStream>,
+    ) -> Result<()> {
+        native::float(self, x, out, rounding, random);
+        Ok(())
+    }
+}
+
+/// Parameters shared by `float` and the presets.
+pub(crate) const OPTION_PARAMS: [ParamInfo; 3] = [
+    ParamInfo::optional(
+        "subnormals",
+        "boolean",
+        "true",
+        "true | false",
+        "keep values below 2^emin (false flushes them to 0 or ±2^emin)",
+    ),
+    ParamInfo::optional(
+        "specials",
+        "string",
+        "\"ieee\"",
+        "\"ieee\" | \"none\" | \"fn\"",
+        "top exponent: reserved for Inf/NaN, normal numbers, or normal with one NaN code",
+    ),
+    ParamInfo::optional(
+        "overflow",
+        "string",
+        "\"infinity\" (ieee), \"saturate\" (otherwise)",
+        "\"saturate\" | \"infinity\" | \"nan\"",
+        "what values beyond the largest finite become",
+    ),
+];
+
+const PARAMS: &[ParamInfo] = &[
+    ParamInfo::required("exp", "integer", "1..=8", "exponent bits"),
+    ParamInfo::required(
+        "man",
+        "integer",
+        "0..=23",
+        "mantissa bits (without the hidden bit)",
+    ),
+    OPTION_PARAMS[0],
+    OPTION_PARAMS[1],
+    OPTION_PARAMS[2],
+];
+
+fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
+    let exp = p.int("exp", 1..=8)? as u32;
+    let man = p.int("man", 0..=23)? as u32;
+    let (subnormals, specials, overflow) = FloatFormat::read_options(p, Specials::Ieee, true)?;
+    Ok(Box::new(FloatFormat::new(
+        exp, man, subnormals, specials, overflow,
+    )?))
+}
+
+swalp_core::register_format!(FormatFactory {
+    name: "float",
+    summary: "binary floating point with exp exponent and man mantissa bits",
+    params: PARAMS,
+    build,
+});

@@ -1,0 +1,37 @@
+//! # swalp-formats
+//!
+//! The built-in number formats of swalp, registered through
+//! [`swalp_core::register_format!`] exactly as a plugin crate would:
+//!
+//! | `format` | type | what it is |
+//! |---|---|---|
+//! | `fixed` | [`FixedPoint`] | two's complement fixed point, `wl` bits with `fl` fractional |
+//! | `float` | [`FloatFormat`] | binary floating point with `exp`/`man` bits |
+//! | `bfp` | [`BlockFloat`] | block floating point: integers sharing one exponent per block |
+//! | `bfloat16`, `fp16`, `fp8_e4m3`, `fp8_e5m2` | [`presets`] | standard floats |
+//!
+//! Each format's math (range, spacing, shared exponents) lives in its own
+//! module; its kernels live in [`kernels`], one module per backend.
+//!
+//! This crate owns formats only: no training, no I/O, no CLI. Linking it is
+//! enough to make its formats available by name:
+//!
+//! ```
+//! use swalp_core::{Quantizer, QuantRng};
+//! use swalp_formats as _; // registers fixed, float, bfp and the presets
+//! let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse().unwrap();
+//! let y = q.quantize(&tch::Tensor::from_slice(&[0.3f32]), &mut QuantRng::new(0)).unwrap();
+//! assert_eq!(f32::try_from(y).unwrap(), 0.296875); // 19/64
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod block;
+pub mod fixed;
+pub mod float;
+pub mod kernels;
+pub mod presets;
+
+pub use block::{Block, BlockFloat, SmallBlock};
+pub use fixed::FixedPoint;
+pub use float::{FloatFormat, Overflow, Specials};

@@ -1,21 +1,40 @@
-//! Makes every binary that links swalp find libtorch at run time.
+//! Builds the autograd hook (`cpp/quant_hook.cpp`) against libtorch's headers
+//! and makes every binary that links swalp find libtorch at run time.
 //!
 //! torch-sys reports libtorch's directory as `DEP_TCH_LIBTORCH_LIB`. This
-//! script bakes it into this crate's tests as an rpath and passes it on as
-//! `DEP_SWALP_CORE_LINK_ARGS` (via `links = "swalp_core"`), so dependent
-//! crates' build scripts can do the same for their binaries (see
-//! `swalp-cli/build.rs`). It also keeps `libtorch_cuda` linked: the linker's
-//! as-needed default drops it because no symbol is used directly, and then
-//! CUDA is invisible at run time.
+//! script bakes it into this crate's tests as an rpath and passes the link
+//! arguments on as `DEP_SWALP_CORE_LINK_ARGS` (via `links = "swalp_core"`), so
+//! dependent crates' build scripts can do the same for their binaries (see
+//! `swalp-formats/build.rs`). It also keeps `libtorch_cuda` linked: the
+//! linker's as-needed default drops it because no symbol is used directly,
+//! and then CUDA is invisible at run time.
+
+use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    println!("cargo:rerun-if-changed=cpp/quant_hook.cpp");
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
     };
+    let lib = Path::new(&lib_dir);
+    let include = lib.join("../include");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .file("cpp/quant_hook.cpp")
+        .compile("swalp_hook");
+
     let mut args = vec![format!("-Wl,-rpath,{lib_dir}")];
-    if std::path::Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
-        args.push(format!("-Wl,--push-state,--no-as-needed,-L{lib_dir},-ltorch_cuda,--pop-state"));
+    if lib.join("libtorch_cuda.so").exists() {
+        args.push(format!(
+            "-Wl,--push-state,--no-as-needed,-L{lib_dir},-ltorch_cuda,--pop-state"
+        ));
     }
     for arg in &args {
         println!("cargo:rustc-link-arg={arg}");

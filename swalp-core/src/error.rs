@@ -129,6 +129,9 @@ pub enum Error {
     },
     /// libtorch reported an error.
     Torch(tch::TchError),
+    /// The autograd hook failed (the message comes from the quantizer or
+    /// from libtorch).
+    Hook(String),
 }
 
 impl fmt::Display for Error {
@@ -144,6 +147,7 @@ impl fmt::Display for Error {
                 let msg = e.to_string();
                 write!(f, "libtorch: {}", msg.lines().next().unwrap_or(""))
             }
+            Error::Hook(msg) => write!(f, "quantization hook: {msg}"),
         }
     }
 }
@@ -153,7 +157,7 @@ impl std::error::Error for Error {
         match self {
             Error::Spec(e) => Some(e),
             Error::Torch(e) => Some(e),
-            Error::Unsupported { .. } => None,
+            Error::Unsupported { .. } | Error::Hook(_) => None,
         }
     }
 }

@@ -32,6 +32,7 @@
 
 pub mod error;
 pub mod format;
+pub mod hook;
 pub mod kernel;
 pub mod quantizer;
 pub mod registry;

@@ -1,0 +1,229 @@
+//! The activation/error quantization point as a real autograd node.
+//!
+//! [`QuantAct`] rounds a value with the activation quantizer on the way
+//! forward and the gradient flowing back through it with the error
+//! quantizer, in any graph (residual blocks, branches, modules used twice)
+//! and on any device. The node lives in C++ (`cpp/quant_hook.cpp`) because
+//! tch has no custom autograd functions; it calls back into Rust for the
+//! rounding and holds a reference count on the [`QuantHook`], so the
+//! quantizers outlive every graph that still needs them. Rust panics are
+//! caught before they reach C++, and errors come back as [`Error`]s (from
+//! [`QuantAct::f_forward`]) or as libtorch errors from `backward`.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use tch::{nn, Tensor};
+use torch_sys::C_tensor;
+
+use crate::error::{Error, Result};
+use crate::quantizer::{QuantPair, Quantizer};
+use crate::rng::QuantRng;
+
+/// A random-number generator shared by the quantization points of a model,
+/// so a whole run draws from one reproducible sequence.
+pub type SharedRng = Arc<Mutex<QuantRng>>;
+
+/// Creates a [`SharedRng`] from a seed.
+///
+/// ```
+/// let rng = swalp_core::hook::shared_rng(0);
+/// assert_eq!(rng.lock().unwrap().seed(), 0);
+/// ```
+pub fn shared_rng(seed: u64) -> SharedRng {
+    Arc::new(Mutex::new(QuantRng::new(seed)))
+}
+
+/// The state shared between a [`QuantAct`] and the graph nodes it created.
+#[derive(Debug)]
+pub struct QuantHook {
+    pair: QuantPair,
+    rng: SharedRng,
+}
+
+/// Direction codes shared with `cpp/quant_hook.cpp`: 0 forward, 1 backward.
+const FORWARD: c_int = 0;
+
+impl QuantHook {
+    fn quantize(&self, direction: c_int, x: &Tensor) -> Result<Tensor> {
+        let quantizer = if direction == FORWARD {
+            &self.pair.forward
+        } else {
+            &self.pair.backward
+        };
+        match quantizer {
+            // A fresh tensor, so the graph edge attaches to our own output.
+            None => Ok(x.detach().copy()),
+            Some(q) => {
+                // A poisoned lock only means another thread panicked while
+                // rounding; the generator state itself is always valid.
+                let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                q.quantize(x, &mut rng)
+            }
+        }
+    }
+}
+
+extern "C" {
+    fn swalp_hook_apply(
+        hook: *const c_void,
+        quantize: QuantizeFn,
+        release: ReleaseFn,
+        input: *const C_tensor,
+        output: *mut *mut C_tensor,
+        err: *mut c_char,
+        err_len: usize,
+    ) -> c_int;
+}
+
+type QuantizeFn =
+    extern "C" fn(*const c_void, c_int, *mut C_tensor, *mut c_char, usize) -> *mut C_tensor;
+type ReleaseFn = extern "C" fn(*const c_void);
+
+extern "C" fn quantize_callback(
+    hook: *const c_void,
+    direction: c_int,
+    input: *mut C_tensor,
+    err: *mut c_char,
+    err_len: usize,
+) -> *mut C_tensor {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `hook` is a pointer from `Arc::into_raw` kept alive by the
+        // C++ side's reference; `input` is a fresh heap tensor handed over.
+        let hook = unsafe { &*(hook as *const QuantHook) };
+        let x = unsafe { Tensor::from_ptr(input) };
+        hook.quantize(direction, &x)
+    }));
+    let message = match outcome {
+        Ok(Ok(mut y)) => {
+            let ptr = y.as_mut_ptr();
+            // Ownership of the C++ tensor passes to the caller.
+            std::mem::forget(y);
+            return ptr;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => format!("panic while quantizing: {}", panic_message(&panic)),
+    };
+    write_message(&message, err, err_len);
+    std::ptr::null_mut()
+}
+
+extern "C" fn release_callback(hook: *const c_void) {
+    // SAFETY: every pointer handed to C++ came from `Arc::into_raw` and is
+    // released exactly once.
+    drop(unsafe { Arc::from_raw(hook as *const QuantHook) });
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+fn write_message(message: &str, err: *mut c_char, err_len: usize) {
+    if err.is_null() || err_len == 0 {
+        return;
+    }
+    let bytes = message.as_bytes();
+    let n = bytes.len().min(err_len - 1);
+    // SAFETY: the C++ caller provides a buffer of `err_len` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), err as *mut u8, n);
+        *err.add(n) = 0;
+    }
+}
+
+/// An activation/error quantization point, usable as a tch module.
+///
+/// Forward returns `Q_activation(x)`; backward passes `Q_error(grad)` on to
+/// `x`. Cloning shares the quantizers and the generator.
+///
+/// ```no_run
+/// use swalp_core::{hook::{shared_rng, QuantAct}, QuantPair, Quantizer};
+/// use tch::nn::Module;
+/// let q: Quantizer = r#"{ format = "bfp", wl = 8, rounding = "stochastic" }"#.parse()?;
+/// let act = QuantAct::new(QuantPair::new(Some(q.clone()), Some(q)), shared_rng(0));
+/// let x = tch::Tensor::randn([4, 8], (tch::Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+/// let y = act.forward(&x);
+/// y.sum(tch::Kind::Float).backward();
+/// # Ok::<(), swalp_core::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct QuantAct {
+    hook: Arc<QuantHook>,
+}
+
+impl QuantAct {
+    /// A quantization point with the given pair and generator.
+    pub fn new(pair: QuantPair, rng: SharedRng) -> Self {
+        QuantAct {
+            hook: Arc::new(QuantHook { pair, rng }),
+        }
+    }
+
+    /// A point with only an activation quantizer and/or an error quantizer.
+    pub fn from_quantizers(
+        activation: Option<Quantizer>,
+        error: Option<Quantizer>,
+        rng: SharedRng,
+    ) -> Self {
+        Self::new(QuantPair::new(activation, error), rng)
+    }
+
+    /// How many autograd graph nodes currently hold this point's quantizers
+    /// (they release them when their graph is freed).
+    pub fn graph_references(&self) -> usize {
+        Arc::strong_count(&self.hook) - 1
+    }
+
+    /// The quantizers of this point.
+    pub fn pair(&self) -> &QuantPair {
+        &self.hook.pair
+    }
+
+    /// Applies the point, reporting quantization errors.
+    pub fn f_forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut err = vec![0 as c_char; 1024];
+        let mut out: *mut C_tensor = std::ptr::null_mut();
+        let hook = Arc::into_raw(Arc::clone(&self.hook)) as *const c_void;
+        // SAFETY: `x` outlives the call; the C++ side takes over the hook
+        // reference and returns a new heap tensor on success.
+        let status = unsafe {
+            swalp_hook_apply(
+                hook,
+                quantize_callback,
+                release_callback,
+                x.as_ptr(),
+                &mut out,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        if status == 0 && !out.is_null() {
+            // SAFETY: a fresh heap tensor we now own.
+            Ok(unsafe { Tensor::from_ptr(out) })
+        } else {
+            // SAFETY: the C++ side wrote a NUL-terminated message.
+            let message = unsafe { CStr::from_ptr(err.as_ptr()) }
+                .to_string_lossy()
+                .into_owned();
+            Err(Error::Hook(message))
+        }
+    }
+}
+
+impl nn::Module for QuantAct {
+    /// Applies the point; panics on a quantization error, as tch modules do
+    /// (use [`QuantAct::f_forward`] to handle it).
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        match self.f_forward(xs) {
+            Ok(y) => y,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}

@@ -132,6 +132,9 @@ pub enum Error {
     /// The autograd hook failed (the message comes from the quantizer or
     /// from libtorch).
     Hook(String),
+    /// Saved training state (optimizer, SWA) does not fit what it is loaded
+    /// into.
+    State(String),
 }
 
 impl fmt::Display for Error {
@@ -148,6 +151,7 @@ impl fmt::Display for Error {
                 write!(f, "libtorch: {}", msg.lines().next().unwrap_or(""))
             }
             Error::Hook(msg) => write!(f, "quantization hook: {msg}"),
+            Error::State(msg) => f.write_str(msg),
         }
     }
 }
@@ -157,7 +161,7 @@ impl std::error::Error for Error {
         match self {
             Error::Spec(e) => Some(e),
             Error::Torch(e) => Some(e),
-            Error::Unsupported { .. } | Error::Hook(_) => None,
+            Error::Unsupported { .. } | Error::Hook(_) | Error::State(_) => None,
         }
     }
 }

@@ -34,11 +34,15 @@ pub mod error;
 pub mod format;
 pub mod hook;
 pub mod kernel;
+pub mod optim;
+pub mod points;
 pub mod quantizer;
 pub mod registry;
 pub mod rng;
 pub mod rounding;
+pub mod schedule;
 pub mod spec;
+pub mod swa;
 
 pub use error::{Error, Result, SpecError};
 pub use format::{Backend, NumberFormat};

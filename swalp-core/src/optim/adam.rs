@@ -1,0 +1,106 @@
+//! Adam and AdamW, as `torch.optim.Adam` / `AdamW` compute them.
+
+use tch::{nn::VarStore, Tensor};
+
+use super::{LowPrecision, OptimQuantizers, UpdateRule};
+use crate::error::Result;
+use crate::hook::SharedRng;
+
+/// Adam hyper-parameters (PyTorch's names and defaults).
+///
+/// ```
+/// let c = swalp_core::optim::AdamConfig::adamw(1e-3);
+/// assert!(c.decoupled && c.weight_decay == 0.01);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    /// Learning rate at construction.
+    pub lr: f64,
+    /// Decay of the first moment.
+    pub beta1: f64,
+    /// Decay of the second moment.
+    pub beta2: f64,
+    /// Added to the denominator.
+    pub eps: f64,
+    /// Weight decay: an L2 term in the gradient (Adam) or a decoupled
+    /// shrinkage of the weights (AdamW).
+    pub weight_decay: f64,
+    /// AdamW's decoupled weight decay.
+    pub decoupled: bool,
+}
+
+impl AdamConfig {
+    /// Adam at `lr` with PyTorch's defaults.
+    pub fn adam(lr: f64) -> Self {
+        AdamConfig {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+        }
+    }
+
+    /// AdamW at `lr` with PyTorch's defaults (weight decay 0.01).
+    pub fn adamw(lr: f64) -> Self {
+        AdamConfig {
+            weight_decay: 0.01,
+            decoupled: true,
+            ..Self::adam(lr)
+        }
+    }
+}
+
+impl UpdateRule for AdamConfig {
+    const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq"];
+
+    fn update(
+        &self,
+        param: &mut Tensor,
+        grad: &Tensor,
+        buffers: &mut [Option<Tensor>],
+        lr: f64,
+        step: u64,
+    ) {
+        let grad = if self.weight_decay != 0.0 && !self.decoupled {
+            grad + &*param * self.weight_decay
+        } else {
+            grad.shallow_clone()
+        };
+        if self.weight_decay != 0.0 && self.decoupled {
+            let _ = param.f_mul_scalar_(1.0 - lr * self.weight_decay);
+        }
+        let zeros = || param.zeros_like();
+        let m = buffers[0].take().unwrap_or_else(zeros) * self.beta1 + &grad * (1.0 - self.beta1);
+        let v = buffers[1].take().unwrap_or_else(zeros) * self.beta2
+            + grad.square() * (1.0 - self.beta2);
+        let bias1 = 1.0 - self.beta1.powi(step as i32);
+        let bias2 = 1.0 - self.beta2.powi(step as i32);
+        let denom = v.sqrt() / bias2.sqrt() + self.eps;
+        let _ = param.f_sub_(&(&m / denom * (lr / bias1)));
+        buffers[0] = Some(m);
+        buffers[1] = Some(v);
+    }
+}
+
+/// Low-precision Adam / AdamW.
+pub type Adam = LowPrecision<AdamConfig>;
+
+impl Adam {
+    /// Adam or AdamW over the trainable variables of `vs`.
+    pub fn from_var_store(
+        vs: &VarStore,
+        config: AdamConfig,
+        quant: OptimQuantizers,
+        rng: SharedRng,
+    ) -> Result<Self> {
+        Ok(LowPrecision::new(
+            Self::trainable(vs),
+            config,
+            config.lr,
+            quant,
+            rng,
+        ))
+    }
+}

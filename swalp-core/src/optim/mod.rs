@@ -1,0 +1,305 @@
+//! The low-precision optimizer: SGD and Adam/AdamW written in tensor ops,
+//! with quantizers at the gradient, momentum, accumulator and weight points.
+//!
+//! One step follows the SWALP paper's algorithm (and its code):
+//!
+//! 1. `g ← Q_gradient(s · ∇w)` (optional gradient scale `s`);
+//! 2. the update rule (SGD, Adam, AdamW) steps the accumulator `a`, the
+//!    full-width copy of the weights, using `g`;
+//! 3. `a ← Q_accumulator(a)`, then `w ← Q_weight(a)`;
+//! 4. every state buffer (momentum, Adam moments) `← Q_momentum(buffer)`.
+//!
+//! The accumulator exists when a weight quantizer is set (initialised as a
+//! copy of the initial weights); without one the weights themselves are
+//! updated, then `w ← Q_accumulator(w)`. QPyTorch's `OptimLP` without an
+//! accumulator quantizer keeps no full-width copy; setting the accumulator
+//! to the weight quantizer reproduces that.
+
+mod adam;
+mod sgd;
+
+pub use adam::{Adam, AdamConfig};
+pub use sgd::{Sgd, SgdConfig};
+
+use tch::{nn::VarStore, Tensor};
+
+use crate::error::{Error, Result};
+use crate::hook::SharedRng;
+use crate::points::{PointConfig, QuantPoint};
+use crate::quantizer::Quantizer;
+
+/// The quantizers an optimizer applies, and the gradient scale.
+#[derive(Clone, Debug, Default)]
+pub struct OptimQuantizers {
+    /// Applied to the weights after each step.
+    pub weight: Option<Quantizer>,
+    /// Applied to each gradient before the update.
+    pub gradient: Option<Quantizer>,
+    /// Applied to each state buffer after the update.
+    pub momentum: Option<Quantizer>,
+    /// Applied to the full-width accumulator after the update.
+    pub accumulator: Option<Quantizer>,
+    /// Gradients are multiplied by this before quantization (1 = none).
+    pub grad_scale: f64,
+}
+
+impl OptimQuantizers {
+    /// No quantization, gradient scale 1.
+    pub fn full_precision() -> Self {
+        OptimQuantizers {
+            grad_scale: 1.0,
+            ..Default::default()
+        }
+    }
+
+    /// The optimizer's points of a [`PointConfig`].
+    pub fn from_points(points: &PointConfig) -> Self {
+        OptimQuantizers {
+            weight: points.get(QuantPoint::Weight).cloned(),
+            gradient: points.get(QuantPoint::Gradient).cloned(),
+            momentum: points.get(QuantPoint::Momentum).cloned(),
+            accumulator: points.get(QuantPoint::Accumulator).cloned(),
+            grad_scale: 1.0,
+        }
+    }
+}
+
+/// An update rule: how one parameter moves given its gradient.
+pub trait UpdateRule: Send {
+    /// Names of the per-parameter state buffers, for checkpoints.
+    const BUFFERS: &'static [&'static str];
+
+    /// Updates `param` in place from `grad` at learning rate `lr` and step
+    /// number `step` (1 for the first step), creating or updating `buffers`
+    /// (one slot per name in `BUFFERS`). Runs without autograd.
+    fn update(
+        &self,
+        param: &mut Tensor,
+        grad: &Tensor,
+        buffers: &mut [Option<Tensor>],
+        lr: f64,
+        step: u64,
+    );
+}
+
+/// A low-precision optimizer over named parameters with update rule `R`.
+///
+/// ```no_run
+/// use swalp_core::{hook::shared_rng, optim::{Sgd, SgdConfig, OptimQuantizers}};
+/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// let config = SgdConfig { momentum: 0.9, weight_decay: 5e-4, ..SgdConfig::new(0.05) };
+/// let mut opt = Sgd::from_var_store(&vs, config, OptimQuantizers::full_precision(), shared_rng(0))?;
+/// // forward, loss.backward(), then:
+/// opt.step()?;
+/// opt.zero_grad();
+/// # Ok::<(), swalp_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct LowPrecision<R: UpdateRule> {
+    names: Vec<String>,
+    params: Vec<Tensor>,
+    accumulators: Vec<Option<Tensor>>,
+    buffers: Vec<Vec<Option<Tensor>>>,
+    rule: R,
+    lr: f64,
+    steps: u64,
+    quant: OptimQuantizers,
+    rng: SharedRng,
+}
+
+impl<R: UpdateRule> LowPrecision<R> {
+    /// An optimizer over `params` (name, tensor) — ordered by name, so
+    /// checkpoints do not depend on construction order.
+    pub fn new(
+        mut params: Vec<(String, Tensor)>,
+        rule: R,
+        lr: f64,
+        quant: OptimQuantizers,
+        rng: SharedRng,
+    ) -> Self {
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let (names, params): (Vec<String>, Vec<Tensor>) = params.into_iter().unzip();
+        let accumulators = params
+            .iter()
+            .map(|p| quant.weight.as_ref().map(|_| p.detach().copy()))
+            .collect();
+        let buffers = params
+            .iter()
+            .map(|_| R::BUFFERS.iter().map(|_| None).collect())
+            .collect();
+        LowPrecision {
+            names,
+            params,
+            accumulators,
+            buffers,
+            rule,
+            lr,
+            steps: 0,
+            quant,
+            rng,
+        }
+    }
+
+    /// The trainable variables of `vs`.
+    pub fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
+        vs.variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect()
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// Sets the learning rate (schedules call this every epoch or step).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The quantizers.
+    pub fn quantizers(&self) -> &OptimQuantizers {
+        &self.quant
+    }
+
+    /// The parameters, ordered by name.
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    /// The full-width accumulator of each parameter (when a weight quantizer
+    /// is set).
+    pub fn accumulators(&self) -> &[Option<Tensor>] {
+        &self.accumulators
+    }
+
+    /// The state buffers of parameter `index`, in `R::BUFFERS` order.
+    pub fn buffers(&self, index: usize) -> &[Option<Tensor>] {
+        &self.buffers[index]
+    }
+
+    /// Zeroes every gradient.
+    pub fn zero_grad(&mut self) {
+        for p in &mut self.params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.detach_().zero_();
+            }
+        }
+    }
+
+    /// One optimizer step (see the module docs for the order).
+    pub fn step(&mut self) -> Result<()> {
+        self.steps += 1;
+        let _guard = tch::no_grad_guard();
+        for i in 0..self.params.len() {
+            let grad = self.params[i].grad();
+            if !grad.defined() {
+                continue;
+            }
+            let grad = if self.quant.grad_scale == 1.0 {
+                grad
+            } else {
+                grad * self.quant.grad_scale
+            };
+            let grad = self.apply(&self.quant.gradient, grad)?;
+            let target = match &mut self.accumulators[i] {
+                Some(acc) => acc,
+                None => &mut self.params[i],
+            };
+            self.rule
+                .update(target, &grad, &mut self.buffers[i], self.lr, self.steps);
+            self.finish_weights(i)?;
+            for slot in 0..self.buffers[i].len() {
+                if let Some(buffer) = self.buffers[i][slot].take() {
+                    self.buffers[i][slot] = Some(self.apply(&self.quant.momentum, buffer)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `a ← Q_acc(a)`, `w ← Q_weight(a)` (or `w ← Q_acc(w)` without an
+    /// accumulator), written into the model's own tensors.
+    fn finish_weights(&mut self, i: usize) -> Result<()> {
+        match self.accumulators[i].take() {
+            Some(acc) => {
+                let acc = self.apply(&self.quant.accumulator, acc)?;
+                let weight = self.apply(&self.quant.weight, acc.shallow_clone())?;
+                self.params[i].f_copy_(&weight)?;
+                self.accumulators[i] = Some(acc);
+            }
+            None => {
+                if self.quant.accumulator.is_some() {
+                    let w = self.apply(&self.quant.accumulator, self.params[i].shallow_clone())?;
+                    self.params[i].f_copy_(&w)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, quantizer: &Option<Quantizer>, x: Tensor) -> Result<Tensor> {
+        match quantizer {
+            None => Ok(x),
+            Some(q) => {
+                let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                q.quantize(&x, &mut rng)
+            }
+        }
+    }
+
+    /// Every state tensor by name, for checkpoints: `step`, and per
+    /// parameter `<name>.accumulator` and `<name>.<buffer>`.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("step".to_string(), Tensor::from(self.steps as i64))];
+        for (i, name) in self.names.iter().enumerate() {
+            if let Some(acc) = &self.accumulators[i] {
+                out.push((format!("{name}.accumulator"), acc.shallow_clone()));
+            }
+            for (slot, buffer) in R::BUFFERS.iter().zip(&self.buffers[i]) {
+                if let Some(b) = buffer {
+                    out.push((format!("{name}.{slot}"), b.shallow_clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Restores state saved by [`state_tensors`](Self::state_tensors) into
+    /// an optimizer over the same parameters.
+    pub fn load_state_tensors(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        let find = |key: &str| state.iter().find(|(k, _)| k == key).map(|(_, t)| t);
+        let missing = |key: String| Error::State(format!("optimizer state has no tensor `{key}`"));
+        let step = find("step").ok_or_else(|| missing("step".into()))?;
+        self.steps = step.f_int64_value(&[])? as u64;
+        for (i, name) in self.names.iter().enumerate() {
+            let shape = self.params[i].size();
+            let check = |key: &str, t: &Tensor| -> Result<Tensor> {
+                if t.size() != shape {
+                    return Err(Error::State(format!(
+                        "optimizer state `{key}` has shape {:?}, the parameter has {shape:?}",
+                        t.size()
+                    )));
+                }
+                Ok(t.to_device(self.params[i].device()).detach().copy())
+            };
+            if self.accumulators[i].is_some() {
+                let key = format!("{name}.accumulator");
+                let t = find(&key).ok_or_else(|| missing(key.clone()))?;
+                self.accumulators[i] = Some(check(&key, t)?);
+            }
+            for (slot, buffer_name) in R::BUFFERS.iter().enumerate() {
+                let key = format!("{name}.{buffer_name}");
+                self.buffers[i][slot] = find(&key).map(|t| check(&key, t)).transpose()?;
+            }
+        }
+        Ok(())
+    }
+}

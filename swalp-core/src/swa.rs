@@ -1,0 +1,185 @@
+//! Stochastic weight averaging: the running mean of the weights, and the
+//! BatchNorm statistics recomputed for it.
+
+use tch::{nn::VarStore, Tensor};
+
+use crate::error::{Error, Result};
+use crate::hook::SharedRng;
+use crate::quantizer::Quantizer;
+
+/// When averaging starts and how often it samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwaEvery {
+    /// After every `n`-th epoch, counting from the start epoch.
+    Epochs(u64),
+    /// After every `n`-th optimizer step, counting from the start step.
+    Steps(u64),
+}
+
+/// The running average of a model's weights.
+///
+/// `update` sets `avg ← avg · n/(n+1) + w/(n+1)` (the seed's formula) and, if
+/// a quantizer is set, rounds the average (the paper's low-precision
+/// average). The average is full precision by default.
+///
+/// ```
+/// use swalp_core::{hook::shared_rng, swa::Swa};
+/// use tch::Tensor;
+/// let w = vec![("w".to_string(), Tensor::from_slice(&[1.0f32, 2.0]))];
+/// let mut swa = Swa::new(&w);
+/// let rng = shared_rng(0);
+/// swa.update(&w, &rng).unwrap();
+/// swa.update(&[("w".to_string(), Tensor::from_slice(&[3.0f32, 4.0]))], &rng).unwrap();
+/// assert_eq!(swa.count(), 2);
+/// assert_eq!(Vec::<f32>::try_from(&swa.average()[0].1).unwrap(), vec![2.0, 3.0]);
+/// ```
+#[derive(Debug)]
+pub struct Swa {
+    average: Vec<(String, Tensor)>,
+    count: u64,
+    quantizer: Option<Quantizer>,
+}
+
+impl Swa {
+    /// An empty average shaped like `params` (name, tensor).
+    pub fn new(params: &[(String, Tensor)]) -> Self {
+        let mut average: Vec<(String, Tensor)> = params
+            .iter()
+            .map(|(n, t)| (n.clone(), t.detach().zeros_like()))
+            .collect();
+        average.sort_by(|a, b| a.0.cmp(&b.0));
+        Swa {
+            average,
+            count: 0,
+            quantizer: None,
+        }
+    }
+
+    /// Returns this average rounded with `quantizer` after every update.
+    pub fn with_quantizer(mut self, quantizer: Option<Quantizer>) -> Self {
+        self.quantizer = quantizer;
+        self
+    }
+
+    /// How many models have been averaged.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The averaged tensors by name, ordered by name.
+    pub fn average(&self) -> &[(String, Tensor)] {
+        &self.average
+    }
+
+    /// Adds `params` (same names and shapes as at construction) to the
+    /// average.
+    pub fn update(&mut self, params: &[(String, Tensor)], rng: &SharedRng) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let n = self.count as f64;
+        for (name, avg) in &mut self.average {
+            let w = params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| Error::State(format!("SWA update lacks parameter `{name}`")))?;
+            let mut next = &*avg * (n / (n + 1.0)) + w.detach() / (n + 1.0);
+            if let Some(q) = &self.quantizer {
+                let mut rng = rng.lock().unwrap_or_else(|p| p.into_inner());
+                next = q.quantize(&next, &mut rng)?;
+            }
+            *avg = next;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Copies the average into `vs`'s variables of the same names (the
+    /// averaged model's weights). BatchNorm statistics are not touched; see
+    /// [`recompute_batchnorm`].
+    pub fn copy_to(&self, vs: &VarStore) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let mut variables = vs.variables();
+        for (name, avg) in &self.average {
+            let target = variables.get_mut(name).ok_or_else(|| {
+                Error::State(format!(
+                    "model has no variable `{name}` for the SWA average"
+                ))
+            })?;
+            target.f_copy_(avg)?;
+        }
+        Ok(())
+    }
+
+    /// Restores a saved average and count.
+    pub fn load(&mut self, average: Vec<(String, Tensor)>, count: u64) -> Result<()> {
+        for (name, avg) in &mut self.average {
+            let saved = average
+                .iter()
+                .find(|(k, _)| k == name)
+                .ok_or_else(|| Error::State(format!("saved SWA average lacks `{name}`")))?;
+            if saved.1.size() != avg.size() {
+                return Err(Error::State(format!(
+                    "saved SWA average `{name}` has shape {:?}, expected {:?}",
+                    saved.1.size(),
+                    avg.size()
+                )));
+            }
+            *avg = saved.1.to_device(avg.device()).detach().copy();
+        }
+        self.count = count;
+        Ok(())
+    }
+}
+
+/// Recomputes the running statistics of every BatchNorm layer in `vs` with
+/// one pass over `batches`, as the cumulative average over the pass
+/// (momentum `b/(n+b)` per batch of `b` examples, the seed's `bn_update`).
+///
+/// `forward` must run the model in training mode on one batch. tch's
+/// BatchNorm keeps its momentum private, so pass the momentum the layers
+/// were built with (`momentum`, tch's default 0.1): each batch's statistics
+/// are read back as `running / momentum` from running buffers reset to zero.
+/// Buffers are recognised by their names, `running_mean` and `running_var`.
+pub fn recompute_batchnorm<I, F>(
+    vs: &VarStore,
+    momentum: f64,
+    batches: I,
+    mut forward: F,
+) -> Result<()>
+where
+    I: IntoIterator<Item = Tensor>,
+    F: FnMut(&Tensor),
+{
+    let buffers: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(name, _)| name.ends_with("running_mean") || name.ends_with("running_var"))
+        .collect();
+    if buffers.is_empty() {
+        return Ok(());
+    }
+    let mut sums: Vec<Tensor> = buffers.iter().map(|(_, t)| t.zeros_like()).collect();
+    let mut seen = 0i64;
+    for batch in batches {
+        let size = batch.size().first().copied().unwrap_or(1);
+        {
+            let _guard = tch::no_grad_guard();
+            for (_, t) in &buffers {
+                let _ = t.shallow_clone().f_zero_()?;
+            }
+        }
+        forward(&batch);
+        let _guard = tch::no_grad_guard();
+        let weight = size as f64 / (seen + size) as f64;
+        for (sum, (_, t)) in sums.iter_mut().zip(&buffers) {
+            let stats = t / momentum;
+            *sum = &*sum * (1.0 - weight) + stats * weight;
+        }
+        seen += size;
+    }
+    let _guard = tch::no_grad_guard();
+    for (sum, (_, t)) in sums.iter().zip(&buffers) {
+        t.shallow_clone().f_copy_(sum)?;
+    }
+    Ok(())
+}

@@ -34,6 +34,7 @@ pub mod error;
 pub mod format;
 pub mod hook;
 pub mod kernel;
+pub mod lower;
 pub mod optim;
 pub mod points;
 pub mod quantizer;

@@ -193,3 +193,36 @@ fn stochastic_points_are_reproducible_per_seed() {
     assert!(a_y.equal(&b_y) && a_g.equal(&b_g));
     assert!(!a_y.equal(&c_y));
 }
+
+#[test]
+fn lowered_sequential_quantizes_after_the_chosen_layers() {
+    use swalp_core::lower::{LayerKind, QuantSequential};
+    use swalp_core::tch::nn::{self, ModuleT};
+    let vs = nn::VarStore::new(Device::Cpu);
+    let fc1 = nn::linear(vs.root() / "fc1", 3, 5, Default::default());
+    let fc2 = nn::linear(vs.root() / "fc2", 5, 2, Default::default());
+    let model = QuantSequential::new()
+        .add(LayerKind::Linear, fc1)
+        .add_fn(LayerKind::Activation, |x| x.relu())
+        .add(LayerKind::Linear, fc2);
+    let net = model.lower(
+        &[LayerKind::Activation],
+        QuantPair::new(Some(q(2)), Some(q(1))),
+        shared_rng(0),
+    );
+    let x = Tensor::randn([4, 3], (Kind::Float, Device::Cpu));
+    let vars = vs.variables();
+    let manual_hidden = quantized(
+        &q(2),
+        &x.linear(&vars["fc1.weight"], Some(&vars["fc1.bias"]))
+            .relu(),
+    );
+    let manual = manual_hidden.linear(&vars["fc2.weight"], Some(&vars["fc2.bias"]));
+    assert!(net.forward_t(&x, true).allclose(&manual, 1e-6, 1e-6, false));
+    // The error quantizer sits on the gradient into the hidden layer: the
+    // gradient of fc1's bias is a sum of values on the 2^-1 grid times the
+    // ReLU mask.
+    net.forward_t(&x, true).sum(Kind::Float).backward();
+    let g = vars["fc1.bias"].grad();
+    assert!((&g * 2.0).equal(&(&g * 2.0).round()));
+}

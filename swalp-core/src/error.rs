@@ -115,6 +115,7 @@ impl std::error::Error for SpecError {}
 
 /// Everything that can go wrong in swalp-core.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// A bad format or quantizer spec.
     Spec(SpecError),
@@ -135,6 +136,18 @@ pub enum Error {
     /// Saved training state (optimizer, SWA) does not fit what it is loaded
     /// into.
     State(String),
+}
+
+impl Error {
+    /// Whether the caller's input caused it (a bad spec, a tensor the format
+    /// cannot take, saved state that does not fit): a command line reports
+    /// these as usage errors.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Spec(_) | Error::Unsupported { .. } | Error::State(_)
+        )
+    }
 }
 
 impl fmt::Display for Error {

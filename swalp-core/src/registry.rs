@@ -96,6 +96,7 @@ pub fn build_format(spec: &toml::Table) -> Result<Box<dyn NumberFormat>, SpecErr
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let mut params = Params::new(factory.name, &own, factory.params);
+    params.check_declared()?;
     let format = (factory.build)(&mut params)?;
     params.finish()?;
     Ok(format)

@@ -18,8 +18,10 @@ pub struct ParamInfo {
     pub name: &'static str,
     /// TOML type: `integer`, `boolean`, `string`, `table`, ...
     pub kind: &'static str,
-    /// Default as TOML text, or `None` when the key is required.
+    /// Default as TOML text, if the key has a fixed one.
     pub default: Option<&'static str>,
+    /// Whether the spec must give the key.
+    pub required: bool,
     /// The values allowed, for humans (`1..=24`, `"ieee" | "none"`).
     pub allowed: &'static str,
     /// One line on what it means.
@@ -38,12 +40,31 @@ impl ParamInfo {
             name,
             kind,
             default: None,
+            required: true,
             allowed,
             help,
         }
     }
 
-    /// A parameter with a default.
+    /// An optional parameter whose absence means something the help text
+    /// describes (no fixed default value).
+    pub const fn optional_without_default(
+        name: &'static str,
+        kind: &'static str,
+        allowed: &'static str,
+        help: &'static str,
+    ) -> Self {
+        ParamInfo {
+            name,
+            kind,
+            default: None,
+            required: false,
+            allowed,
+            help,
+        }
+    }
+
+    /// A parameter with a default (TOML text such as `8` or `"ieee"`).
     pub const fn optional(
         name: &'static str,
         kind: &'static str,
@@ -55,6 +76,7 @@ impl ParamInfo {
             name,
             kind,
             default: Some(default),
+            required: false,
             allowed,
             help,
         }
@@ -90,6 +112,31 @@ pub struct Params<'a> {
 
 /// Spec keys every quantizer accepts besides the format's own.
 pub const QUANTIZER_KEYS: [&str; 4] = ["format", "rounding", "scale", "backend"];
+
+/// The keys every quantizer accepts besides `format` and the format's own,
+/// as listed by `swalp-cli formats`.
+pub const QUANTIZER_PARAMS: [ParamInfo; 3] = [
+    ParamInfo::optional(
+        "rounding",
+        "string or table",
+        "\"nearest-even\"",
+        "\"nearest-even\" | \"nearest-away\" | \"nearest-up\" | \"toward-zero\" | \"down\" | \"up\" | \"stochastic\" | { stochastic_bits = 1..=32 }",
+        "how a value between two representable neighbours is rounded; stochastic_bits limits the random bits per value",
+    ),
+    ParamInfo::optional_without_default(
+        "scale",
+        "float",
+        "a positive finite number",
+        "round x as Q(x*scale)/scale, on a grid scaled by 1/scale (absent: no scaling)",
+    ),
+    ParamInfo::optional(
+        "backend",
+        "string",
+        "\"auto\"",
+        "\"auto\" | \"native\" | \"tensor\"",
+        "kernel: native (Rust, f32 on CPU), tensor (libtorch ops, any device), auto (native when it applies)",
+    ),
+];
 
 impl<'a> Params<'a> {
     /// Wraps `table` (the spec without `format`, `rounding`, `scale` and
@@ -174,10 +221,20 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// Rejects keys that the format does not declare; called before the
+    /// factory runs, so a misspelt key is reported rather than the required
+    /// key it was meant to be.
+    pub fn check_declared(&self) -> Result<(), SpecError> {
+        self.reject(|k| self.declared.iter().any(|p| p.name == k))
+    }
+
     /// Rejects keys that no getter read.
     pub fn finish(self) -> Result<(), SpecError> {
-        let unknown = self.table.keys().find(|k| !self.read.contains(&k.as_str()));
-        match unknown {
+        self.reject(|k| self.read.contains(&k))
+    }
+
+    fn reject(&self, known: impl Fn(&str) -> bool) -> Result<(), SpecError> {
+        match self.table.keys().find(|k| !known(k.as_str())) {
             None => Ok(()),
             Some(key) => {
                 let mut allowed: Vec<String> =
@@ -245,5 +302,25 @@ pub fn parse_table(text: &str) -> Result<toml::Table, SpecError> {
             text: text.into(),
             message: "expected a table".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantizer_params_list_every_rounding_mode_and_backend() {
+        let rounding = QUANTIZER_PARAMS[0].allowed;
+        for mode in crate::Rounding::NAMES {
+            assert!(rounding.contains(&format!("{mode:?}")), "{mode}");
+        }
+        for backend in crate::Backend::NAMES {
+            assert!(QUANTIZER_PARAMS[2]
+                .allowed
+                .contains(&format!("{backend:?}")));
+        }
+        let names: Vec<&str> = QUANTIZER_PARAMS.iter().map(|p| p.name).collect();
+        assert_eq!(names, QUANTIZER_KEYS[1..]);
     }
 }

@@ -351,19 +351,17 @@ const PARAMS: &[ParamInfo] = &[
         "1..=8",
         "bits of the shared exponent",
     ),
-    ParamInfo::optional(
+    ParamInfo::optional_without_default(
         "block",
         "string or table",
-        "\"tensor\" ({ dim = 0 } with small_block)",
         "\"tensor\" | { dim = D } | { dims = [D, ...] } | { size = N, dim = D }",
-        "which elements share an exponent",
+        "which elements share an exponent (absent: \"tensor\", or { dim = 0 } with small_block)",
     ),
-    ParamInfo::optional(
+    ParamInfo::optional_without_default(
         "small_block",
         "string",
-        "none given",
         "\"none\" | \"fc\" | \"conv\"",
-        "one exponent per tensor for tensors of at most 4 / 1 / 2 dimensions (the seed's rule)",
+        "one exponent per tensor for tensors of at most 4 / 1 / 2 dimensions (the seed's rule; absent: block applies to every tensor)",
     ),
     ParamInfo::optional(
         "symmetric",

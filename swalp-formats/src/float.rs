@@ -358,12 +358,11 @@ pub(crate) const OPTION_PARAMS: [ParamInfo; 3] = [
         "\"ieee\" | \"none\" | \"fn\"",
         "top exponent: reserved for Inf/NaN, normal numbers, or normal with one NaN code",
     ),
-    ParamInfo::optional(
+    ParamInfo::optional_without_default(
         "overflow",
         "string",
-        "\"infinity\" (ieee), \"saturate\" (otherwise)",
         "\"saturate\" | \"infinity\" | \"nan\"",
-        "what values beyond the largest finite become",
+        "what values beyond the largest finite become (absent: \"infinity\" with ieee specials, else \"saturate\")",
     ),
 ];
 

@@ -74,7 +74,23 @@ impl NumberFormat for Preset {
     }
 }
 
-const PARAMS: &[ParamInfo] = &[OPTION_PARAMS[0], OPTION_PARAMS[2]];
+/// The preset's parameters: `subnormals`, and `overflow` with the default
+/// of its encoding.
+const fn params(overflow_default: &'static str) -> [ParamInfo; 2] {
+    [
+        OPTION_PARAMS[0],
+        ParamInfo::optional(
+            "overflow",
+            "string",
+            overflow_default,
+            OPTION_PARAMS[2].allowed,
+            "what values beyond the largest finite become",
+        ),
+    ]
+}
+
+const IEEE_PARAMS: [ParamInfo; 2] = params("\"infinity\"");
+const FN_PARAMS: [ParamInfo; 2] = params("\"saturate\"");
 
 fn build_preset(
     p: &mut Params<'_>,
@@ -89,14 +105,14 @@ fn build_preset(
 }
 
 macro_rules! preset {
-    ($fn_name:ident, $name:literal, $exp:literal, $man:literal, $specials:expr, $summary:literal) => {
+    ($fn_name:ident, $name:literal, $exp:literal, $man:literal, $specials:expr, $params:ident, $summary:literal) => {
         fn $fn_name(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
             build_preset(p, $name, $exp, $man, $specials)
         }
         swalp_core::register_format!(FormatFactory {
             name: $name,
             summary: $summary,
-            params: PARAMS,
+            params: &$params,
             build: $fn_name,
         });
     };
@@ -108,6 +124,7 @@ preset!(
     8,
     7,
     Specials::Ieee,
+    IEEE_PARAMS,
     "bfloat16: 8 exponent, 7 mantissa bits, IEEE specials"
 );
 preset!(
@@ -116,6 +133,7 @@ preset!(
     5,
     10,
     Specials::Ieee,
+    IEEE_PARAMS,
     "IEEE binary16: 5 exponent, 10 mantissa bits"
 );
 preset!(
@@ -124,6 +142,7 @@ preset!(
     4,
     3,
     Specials::Fn,
+    FN_PARAMS,
     "OCP FP8 E4M3: no Inf, one NaN code, max 448; saturates by default"
 );
 preset!(
@@ -132,5 +151,6 @@ preset!(
     5,
     2,
     Specials::Ieee,
+    IEEE_PARAMS,
     "OCP FP8 E5M2: IEEE-style specials, max 57344"
 );

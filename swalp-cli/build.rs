@@ -1,0 +1,9 @@
+//! Gives this crate's binary and tests the rpath to libtorch that swalp-core
+//! computed, so `swalp-cli` runs without LD_LIBRARY_PATH.
+fn main() {
+    if let Ok(args) = std::env::var("DEP_SWALP_CORE_LINK_ARGS") {
+        for arg in args.split('\t') {
+            println!("cargo:rustc-link-arg={arg}");
+        }
+    }
+}

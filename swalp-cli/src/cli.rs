@@ -1,0 +1,202 @@
+//! The command line, as clap definitions: what each subcommand takes and its
+//! help text. Nothing here does any work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use swalp_core::Backend;
+
+/// Simulate low-precision number formats on tensors.
+#[derive(Debug, Parser)]
+#[command(name = "swalp-cli", version, about, propagate_version = true)]
+#[command(after_help = "Logging: set RUST_LOG (e.g. RUST_LOG=info); the default level is warn.")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every registered number format with its spec keys.
+    Formats(FormatsArgs),
+    /// Quantize the tensors of a .npy or .safetensors file.
+    Quantize(QuantizeArgs),
+    /// Run an experiment file.
+    Run(RunArgs),
+    /// Print an experiment file fully resolved (defaults filled in) as TOML.
+    Show(ExperimentArgs),
+    /// Check an experiment file: exit 0, or 2 with the error.
+    Validate(ExperimentArgs),
+}
+
+/// Arguments of `swalp-cli show` and `swalp-cli validate`.
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// The experiment file (TOML).
+    #[arg(value_name = "EXP.toml")]
+    pub experiment: PathBuf,
+
+    /// Override a key of the file, e.g. --set train.epochs=2 (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// Arguments of `swalp-cli run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment, and overrides of its keys.
+    #[command(flatten)]
+    pub experiment: ExperimentArgs,
+
+    /// Output directory (default: runs/<experiment.name>-<UTC date-time>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Device, overriding experiment.device.
+    #[arg(long, value_enum)]
+    pub device: Option<RunDeviceArg>,
+}
+
+/// Where `run` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunDeviceArg {
+    /// CUDA when available, else the CPU.
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// The first CUDA device.
+    Cuda,
+}
+
+/// Arguments of `swalp-cli formats`.
+#[derive(Debug, Args)]
+pub struct FormatsArgs {
+    /// Print a JSON array of {name, summary, params: [{name, kind, default,
+    /// allowed, help}]} instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `swalp-cli quantize`.
+#[derive(Debug, Args)]
+#[command(override_usage = QUANTIZE_USAGE, after_help = QUANTIZE_AFTER_HELP)]
+pub struct QuantizeArgs {
+    /// Quantizer spec, a TOML inline table such as
+    /// '{ format = "fixed", wl = 8, fl = 6, rounding = "stochastic" }'
+    /// (see `swalp-cli formats`). Exactly one with IN/OUT; with --demo, repeat
+    /// it to compare several (default: a built-in list).
+    #[arg(long = "spec", value_name = "SPEC", required_unless_present = "demo")]
+    pub specs: Vec<String>,
+
+    /// Seed of the random streams of stochastic rounding (and of --demo's data).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Device the quantization runs on; results are always written from the CPU.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+
+    /// Kernel to use, overriding the spec's `backend` key.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+
+    /// Instead of IN/OUT, quantize a seeded standard-normal tensor with each
+    /// --spec and print a table of errors.
+    #[arg(long, conflicts_with_all = ["input", "output"])]
+    pub demo: bool,
+
+    /// Number of values in --demo's tensor.
+    #[arg(long, requires = "demo", default_value_t = 65536,
+          value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub elements: u32,
+
+    /// Tensor file to read (.npy or .safetensors); never modified.
+    #[arg(value_name = "IN", required_unless_present = "demo")]
+    pub input: Option<PathBuf>,
+
+    /// Tensor file to write, with IN's extension; replaced atomically, and not
+    /// created at all if anything fails.
+    #[arg(value_name = "OUT", required_unless_present = "demo")]
+    pub output: Option<PathBuf>,
+}
+
+const QUANTIZE_USAGE: &str = "\
+swalp-cli quantize --spec <SPEC> [--seed <N>] [--device cpu|cuda] [--backend native|tensor|auto] <IN> <OUT>
+       swalp-cli quantize --demo [--spec <SPEC>]... [--seed <N>] [--elements <N>] [--device ...] [--backend ...]";
+
+const QUANTIZE_AFTER_HELP: &str = "\
+Files: a .npy holds one tensor; every tensor of a .safetensors is quantized, in
+file order, each with its own random stream from --seed, names kept.
+
+Dtypes: f32 tensors are written as f32. f64, f16 and bf16 tensors are converted
+to f32 with a warning, and written as f32. Integer, bool and complex tensors are
+refused.
+
+Exit status: 0 on success, 2 on a usage error or bad input, 1 on an internal
+failure.
+
+Examples:
+  swalp-cli quantize --spec '{ format = \"fixed\", wl = 8, fl = 6 }' w.npy w8.npy
+  swalp-cli quantize --spec '{ format = \"bfp\", wl = 8, block = { dim = 0 }, rounding = \"stochastic\" }' \\
+      --seed 1 model.safetensors model-bfp8.safetensors
+  swalp-cli quantize --demo";
+
+/// `--device`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU.
+    Cuda,
+}
+
+/// `--backend`, mirroring [`swalp_core::Backend`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// The fused Rust CPU kernel (f32 CPU tensors only).
+    Native,
+    /// Composed libtorch ops (any device).
+    Tensor,
+    /// Native when it applies, tensor otherwise.
+    Auto,
+}
+
+impl std::fmt::Display for DeviceArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeviceArg::Cpu => "cpu",
+            DeviceArg::Cuda => "cuda",
+        })
+    }
+}
+
+impl From<BackendArg> for Backend {
+    fn from(arg: BackendArg) -> Self {
+        match arg {
+            BackendArg::Native => Backend::Native,
+            BackendArg::Tensor => Backend::Tensor,
+            BackendArg::Auto => Backend::Auto,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backend_names_match_the_core() {
+        for arg in BackendArg::value_variants() {
+            let name = arg.to_possible_value().map(|v| v.get_name().to_string());
+            assert_eq!(name, Some(Backend::from(*arg).to_string()));
+        }
+    }
+}

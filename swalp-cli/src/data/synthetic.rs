@@ -1,0 +1,118 @@
+//! Synthetic problems with known optima, for the SWALP paper's theory
+//! results: least squares (a quadratic objective) and L2-regularised
+//! logistic regression (strongly convex).
+
+use swalp_core::tch::{Device, Kind, Tensor};
+
+use super::{Dataset, Optimum, Task};
+use crate::experiment::config::DataSection;
+
+fn generator_seed(seed: u64) -> i64 {
+    // Data depends on the experiment seed only, not on what ran before.
+    (seed as i64).wrapping_mul(0x5DEE_CE66).wrapping_add(11)
+}
+
+/// Appends a column of ones, so `[x, 1] · [w, b]` is the affine model.
+fn with_ones(x: &Tensor) -> Tensor {
+    Tensor::cat(&[x.shallow_clone(), x.ones_like().narrow(1, 0, 1)], 1)
+}
+
+/// `y = x·w* + b* + noise`, with `w*` uniform in (-1, 1). The optimum is the
+/// least-squares solution on the training set, computed in f64.
+pub fn linear_regression(section: &DataSection, seed: u64, device: Device) -> Dataset {
+    swalp_core::tch::manual_seed(generator_seed(seed));
+    let (d, n_train, n_test) = (
+        section.dim as i64,
+        section.n_train as i64,
+        section.n_test as i64,
+    );
+    let opts = (Kind::Double, Device::Cpu);
+    let w_true = Tensor::rand([d, 1], opts) * 2.0 - 1.0;
+    let b_true = Tensor::rand([1], opts) - 0.5;
+    let make = |n: i64| {
+        let x = Tensor::randn([n, d], opts);
+        let y = x.matmul(&w_true) + &b_true + Tensor::randn([n, 1], opts) * section.noise;
+        (x, y)
+    };
+    let (train_x, train_y) = make(n_train);
+    let (test_x, test_y) = make(n_test);
+    let a = with_ones(&train_x);
+    let optimum =
+        Tensor::linalg_solve(&a.tr().matmul(&a), &a.tr().matmul(&train_y), true).squeeze_dim(1);
+    let f32_on = |t: Tensor| t.to_kind(Kind::Float).to_device(device);
+    Dataset {
+        train_x: f32_on(train_x),
+        train_y: f32_on(train_y),
+        test_x: f32_on(test_x),
+        test_y: f32_on(test_y),
+        task: Task::Regression,
+        optimum: Some(Optimum::Parameters(optimum)),
+    }
+}
+
+/// Labels drawn from `softmax(noise · x·W*)` with `W*` standard normal. The
+/// optimum of cross-entropy plus `weight_decay/2·|θ|²` is found by Newton's
+/// method in f64.
+pub fn logistic_regression(
+    section: &DataSection,
+    seed: u64,
+    weight_decay: f64,
+    device: Device,
+) -> Dataset {
+    swalp_core::tch::manual_seed(generator_seed(seed));
+    let (d, k) = (section.dim as i64, section.classes as i64);
+    let opts = (Kind::Double, Device::Cpu);
+    let w_true = Tensor::randn([d, k], opts);
+    let make = |n: i64| {
+        let x = Tensor::randn([n, d], opts);
+        let p = (x.matmul(&w_true) * section.noise).softmax(1, Kind::Double);
+        let y = p.multinomial(1, true).squeeze_dim(1);
+        (x, y)
+    };
+    let (train_x, train_y) = make(section.n_train as i64);
+    let (test_x, test_y) = make(section.n_test as i64);
+    let value = logistic_optimum(&train_x, &train_y, k, weight_decay);
+    Dataset {
+        train_x: train_x.to_kind(Kind::Float).to_device(device),
+        train_y: train_y.to_device(device),
+        test_x: test_x.to_kind(Kind::Float).to_device(device),
+        test_y: test_y.to_device(device),
+        task: Task::Classification {
+            classes: section.classes,
+        },
+        optimum: Some(Optimum::Objective {
+            value,
+            weight_decay,
+        }),
+    }
+}
+
+/// The objective of softmax regression with parameters `theta` (`[d+1, k]`,
+/// the last row the biases): mean cross-entropy plus `wd/2·|θ|²`.
+pub fn logistic_objective(x: &Tensor, y: &Tensor, theta: &Tensor, weight_decay: f64) -> f64 {
+    let logits = with_ones(x).matmul(theta);
+    let ce = logits.cross_entropy_for_logits(y);
+    (ce + theta.square().sum(Kind::Double) * (weight_decay / 2.0)).double_value(&[])
+}
+
+fn logistic_optimum(x: &Tensor, y: &Tensor, k: i64, weight_decay: f64) -> f64 {
+    let a = with_ones(x);
+    let (n, p) = (a.size()[0], a.size()[1]);
+    let onehot = y.one_hot(k).to_kind(Kind::Double);
+    let mut theta = Tensor::zeros([p, k], (Kind::Double, Device::Cpu));
+    for _ in 0..50 {
+        let probs = a.matmul(&theta).softmax(1, Kind::Double);
+        let grad = a.tr().matmul(&(&probs - &onehot)) / n as f64 + &theta * weight_decay;
+        // Hessian of the mean cross-entropy: E[(diag p − p pᵀ) ⊗ a aᵀ].
+        let s = probs.diag_embed(0, -2, -1) - probs.unsqueeze(2) * probs.unsqueeze(1);
+        let h = Tensor::einsum("nab,ni,nj->iajb", &[&s, &a, &a], None::<i64>) / n as f64;
+        let h = h.reshape([p * k, p * k])
+            + Tensor::eye(p * k, (Kind::Double, Device::Cpu)) * weight_decay;
+        let step = Tensor::linalg_solve(&h, &grad.reshape([p * k, 1]), true).reshape([p, k]);
+        theta -= step;
+        if grad.abs().max().double_value(&[]) < 1e-13 {
+            break;
+        }
+    }
+    logistic_objective(x, y, &theta, weight_decay)
+}

@@ -279,3 +279,25 @@ fn cuda_is_refused_clearly_without_a_gpu() {
         stderr(&output)
     );
 }
+
+#[test]
+fn averaging_can_start_at_a_step_and_be_low_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = VALID.replace("epochs = 1", "epochs = 5")
+        + "\n[swa]\nstart_step = 10\nevery_steps = 1\nquant = { format = \"fixed\", wl = 8, fl = 4 }\n";
+    let path = write(dir.path(), "steps.toml", &text);
+    let result = run_experiment(&path, &dir.path().join("out"), &[]);
+    // 64 examples in batches of 16: 4 steps per epoch, 20 in all; averaging
+    // at steps 10..=20.
+    assert_eq!(result["steps"], 20);
+    assert_eq!(result["final"]["swa"]["count"], 11);
+    let both = format!("{VALID}\n[swa]\nstart = 0\nstart_step = 3\nevery_steps = 1\n");
+    let path = write(dir.path(), "both.toml", &both);
+    let output = run(&["validate", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("alternatives"),
+        "{}",
+        stderr(&output)
+    );
+}

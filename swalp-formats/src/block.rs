@@ -169,6 +169,21 @@ impl BlockFloat {
         (low, half - 1.0)
     }
 
+    /// The range of the element integers in a block of step `2^k`. It is
+    /// [`int_range`](Self::int_range) except at the largest exponents, where
+    /// the most negative integer would be `-2^128`, beyond `f32`: there the
+    /// range is symmetric.
+    pub fn int_range_at(&self, k: i32) -> (f64, f64) {
+        let (low, high) = self.int_range();
+        // -2^(wl-1) · 2^k = -2^magnitude_exponent.
+        let magnitude_exponent = k + self.wl as i32 - 1;
+        if magnitude_exponent >= 128 {
+            (-high, high)
+        } else {
+            (low, high)
+        }
+    }
+
     /// Which block each element of a row-major tensor of `shape` belongs to.
     pub fn layout(&self, shape: &[usize]) -> Result<BlockLayout> {
         BlockLayout::new(self.block_for(shape.len()), shape).map_err(|reason| Error::Unsupported {

@@ -38,8 +38,9 @@ pub enum Overflow {
 /// Values are `±2^e · 1.m` with `man` mantissa bits, exponent bias
 /// `2^(exp-1) - 1`, subnormals `±2^emin · 0.m` when enabled (otherwise the
 /// only value below `2^emin` in magnitude is zero). NaN inputs stay NaN;
-/// infinite inputs stay infinite when the format has infinities and are
-/// treated as overflow otherwise.
+/// infinite inputs stay infinite when the format has infinities, and
+/// otherwise become ±max (`overflow = "saturate"`) or NaN (`"nan"`) under
+/// every rounding mode.
 ///
 /// QPyTorch 0.3.0's `float_quantize(..., rounding="nearest")` corresponds to
 /// `specials = "none"` with `rounding = "nearest-away"` (it adds half an ulp
@@ -170,9 +171,14 @@ impl FloatFormat {
     /// (8 exponent bits without reserved specials) it is the largest value of
     /// the format that `f32` can hold.
     pub fn max_value(&self) -> f64 {
-        let emax = self.emax().min(127);
-        let lost_codes = if self.specials == Specials::Fn { 2 } else { 1 };
-        pow2(emax) * (2.0 - f64::from(lost_codes) * pow2(-(self.man as i32)))
+        // The NaN code of an `fn` format sits in its top binade; when that
+        // binade lies beyond f32 (emax = 128) the f32-visible binade is full.
+        let lost_codes = if self.specials == Specials::Fn && self.emax() <= 127 {
+            2
+        } else {
+            1
+        };
+        pow2(self.emax().min(127)) * (2.0 - f64::from(lost_codes) * pow2(-(self.man as i32)))
     }
 
     /// The smallest positive normal value.

@@ -20,7 +20,8 @@
 //! use swalp_core::{Quantizer, QuantRng};
 //! use swalp_formats as _; // registers fixed, float, bfp and the presets
 //! let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse().unwrap();
-//! let y = q.quantize(&tch::Tensor::from_slice(&[0.3f32]), &mut QuantRng::new(0)).unwrap();
+//! let x = swalp_core::tch::Tensor::from_slice(&[0.3f32]);
+//! let y = q.quantize(&x, &mut QuantRng::new(0)).unwrap();
 //! assert_eq!(f32::try_from(y).unwrap(), 0.296875); // 19/64
 //! ```
 

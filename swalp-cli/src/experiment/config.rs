@@ -222,10 +222,16 @@ fn default_gamma() -> f64 {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwaSection {
-    /// Epoch (0-based) from whose end the weights are averaged; absent: no
-    /// averaging.
+    /// Epoch at which averaging starts, as in the seed: the weights are
+    /// averaged after every epoch `e` with `e + 1 >= start` (or, with
+    /// `every_steps`, at every K-th step of epochs `e >= start`). Absent (and
+    /// no `start_step`): no averaging.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<u64>,
+    /// Optimizer step from which averaging starts instead of an epoch
+    /// (with `every_steps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_step: Option<u64>,
     /// Learning rate while averaging (the `swalp` schedule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
@@ -235,6 +241,17 @@ pub struct SwaSection {
     /// Quantizer spec for a low-precision average; absent: f32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quant: Option<toml::Table>,
+    /// Evaluate the averaged model with the experiment's activation and
+    /// error quantizers (default: full precision, as the paper does).
+    #[serde(default)]
+    pub eval_quantized: bool,
+}
+
+impl SwaSection {
+    /// Whether any averaging is configured.
+    pub fn enabled(&self) -> bool {
+        self.start.is_some() || self.start_step.is_some()
+    }
 }
 
 /// `[train]`.
@@ -393,12 +410,22 @@ impl Experiment {
         if self.swa.every_steps == Some(0) {
             return Err(invalid("swa.every_steps", 0, "a positive integer"));
         }
+        if self.swa.start.is_some() && self.swa.start_step.is_some() {
+            return Err(ExperimentError::Invalid(
+                "swa.start and swa.start_step are alternatives: give one".into(),
+            ));
+        }
+        if self.swa.start_step.is_some() && self.swa.every_steps.is_none() {
+            return Err(ExperimentError::Invalid(
+                "swa.start_step needs swa.every_steps (averaging by steps)".into(),
+            ));
+        }
         if let Some(start) = self.swa.start {
-            if start >= self.train.epochs {
+            if start > self.train.epochs {
                 return Err(invalid(
                     "swa.start",
                     start,
-                    &format!("an epoch below train.epochs = {}", self.train.epochs),
+                    &format!("an epoch up to train.epochs = {}", self.train.epochs),
                 ));
             }
         }

@@ -247,8 +247,8 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
     let named = || -> Vec<(String, Tensor)> { LowPrecision::<SgdConfig>::trainable(&model.vs) };
     let mut swa = exp
         .swa
-        .start
-        .map(|_| Swa::new(&named()).with_quantizer(swa_quant.clone()));
+        .enabled()
+        .then(|| Swa::new(&named()).with_quantizer(swa_quant.clone()));
 
     let n = data.train_len();
     let batch = exp.train.batch_size as i64;
@@ -264,7 +264,7 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
     }
     for epoch in 0..exp.train.epochs {
         let started = Instant::now();
-        let averaging = exp.swa.start.is_some_and(|s| epoch >= s);
+        let averaging_epoch = exp.swa.start.is_some_and(|s| epoch >= s);
         let perm = Tensor::randperm(n, (Kind::Int64, device));
         let (mut loss_sum, mut lr) = (0.0, schedule.lr_at(epoch as f64));
         for b in 0..batches_per_epoch {
@@ -283,8 +283,9 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
             optimizer.with(|o| o.step())?;
             loss_sum += loss.double_value(&[]) * idx.size()[0] as f64;
             steps += 1;
-            if let (Some(swa), Some(every), true) = (swa.as_mut(), exp.swa.every_steps, averaging) {
-                if steps % every == 0 {
+            if let (Some(swa), Some(every)) = (swa.as_mut(), exp.swa.every_steps) {
+                let started = averaging_epoch || exp.swa.start_step.is_some_and(|s| steps >= s);
+                if started && steps % every == 0 {
                     swa.update(&named(), &rng)?;
                 }
             }

@@ -43,8 +43,12 @@ pub fn float(
     let infinity = [format.infinity_value(false), format.infinity_value(true)];
     map_indexed(x, out, |i, v| {
         let x = f64::from(v);
-        if x == 0.0 || x.is_nan() {
+        if x == 0.0 {
             return v;
+        }
+        if x.is_nan() {
+            // Quieted, as the tensor kernel's round trip through f64 does.
+            return f32::from_bits(v.to_bits() | 0x0040_0000);
         }
         let negative = usize::from(x < 0.0);
         if x.is_infinite() {
@@ -83,9 +87,9 @@ pub fn block(
         .iter()
         .map(|&m| format.step_exponent(format.shared_exponent(m)))
         .collect();
-    let (lo, hi) = format.int_range();
     map_indexed(x, out, |i, v| {
         let k = steps[layout.block_of(i)];
+        let (lo, hi) = format.int_range_at(k);
         let n = round_to_grid(f64::from(v), k, rounding, draw(random, i)).clamp(lo, hi);
         (n * pow2(k)) as f32
     });

@@ -57,6 +57,17 @@ pub struct RunArgs {
     /// Device, overriding experiment.device.
     #[arg(long, value_enum)]
     pub device: Option<RunDeviceArg>,
+
+    /// Run once per seed (comma-separated, e.g. 100,200,300) into
+    /// DIR/seed-<N>, then print the mean ± std of the SGD and SWA test error
+    /// and write DIR/summary.json.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',')]
+    pub seeds: Vec<u64>,
+
+    /// Continue the run in DIR from its newest checkpoint (DIR is the run's
+    /// output directory; with --seeds, the directory holding seed-<N>/).
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
 }
 
 /// Where `run` trains.

@@ -11,6 +11,9 @@ use swalp_core::SpecError;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code of an internal failure: a bug, or the machine failed us.
 pub const EXIT_INTERNAL: u8 = 1;
+/// Exit code of a run stopped by Ctrl-C (128 + SIGINT) after writing its
+/// checkpoint.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Which of the two file arguments of `quantize` a problem is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +134,9 @@ impl CliError {
                 }
             }
             CliError::Stdout(_) | CliError::Internal(_) => EXIT_INTERNAL,
+            CliError::Experiment(crate::experiment::ExperimentError::Interrupted { .. }) => {
+                EXIT_INTERRUPTED
+            }
             CliError::Experiment(e) if !e.is_usage() => EXIT_INTERNAL,
             _ => EXIT_USAGE,
         }

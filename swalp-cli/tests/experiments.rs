@@ -301,3 +301,216 @@ fn averaging_can_start_at_a_step_and_be_low_precision() {
         stderr(&output)
     );
 }
+
+fn metrics_without_time(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("time");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_exactly_the_uninterrupted_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = exp("linreg_swalp.toml");
+    let set = ["--set", "train.epochs=6", "--set", "optim.momentum=0.9"];
+    let whole = dir.path().join("whole");
+    let expected = run_experiment(&file, &whole, &set);
+
+    // Stop mid-epoch after averaging has started (epoch 4 of 128 steps each).
+    let split = dir.path().join("split");
+    let mut args = vec![
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        split.to_str().unwrap(),
+    ];
+    args.extend(set);
+    let output = bin()
+        .args(&args)
+        .env("SWALP_STOP_AFTER_STEPS", "550")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--resume"), "{}", stderr(&output));
+    assert!(!split.join("result.json").exists());
+    let checkpoints: Vec<_> = std::fs::read_dir(split.join("checkpoints"))
+        .unwrap()
+        .collect();
+    assert_eq!(
+        checkpoints.len(),
+        1,
+        "exactly the newest checkpoint is kept"
+    );
+
+    let mut args = vec![
+        "run",
+        file.to_str().unwrap(),
+        "--resume",
+        split.to_str().unwrap(),
+    ];
+    args.extend(set);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let resumed: Value =
+        serde_json::from_str(&std::fs::read_to_string(split.join("result.json")).unwrap()).unwrap();
+    assert_eq!(resumed, expected);
+    assert_eq!(metrics_without_time(&split), metrics_without_time(&whole));
+}
+
+#[test]
+fn resuming_refuses_a_different_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = exp("linreg_swalp.toml");
+    let out = dir.path().join("r");
+    run_experiment(&file, &out, &["--set", "train.epochs=5"]);
+    let output = run(&[
+        "run",
+        file.to_str().unwrap(),
+        "--resume",
+        out.to_str().unwrap(),
+        "--set",
+        "optim.lr=0.5",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("[optim]"), "{}", stderr(&output));
+    // Extending the number of epochs is allowed and continues the run.
+    let output = run(&[
+        "run",
+        file.to_str().unwrap(),
+        "--resume",
+        out.to_str().unwrap(),
+        "--set",
+        "train.epochs=6",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(metrics_without_time(&out).len(), 6);
+    let missing = dir.path().join("nothing");
+    std::fs::create_dir(&missing).unwrap();
+    let output = run(&[
+        "run",
+        file.to_str().unwrap(),
+        "--resume",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c");
+    let child = bin()
+        .args([
+            "run",
+            exp("linreg_swalp.toml").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "train.epochs=100000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training runs (an epoch line exists), then press Ctrl-C.
+    let started = std::time::Instant::now();
+    while !out.join("metrics.jsonl").exists() {
+        assert!(started.elapsed().as_secs() < 60, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let checkpoints: Vec<_> = std::fs::read_dir(out.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    assert!(checkpoints[0].starts_with("step-"), "{checkpoints:?}");
+}
+
+#[test]
+fn seeds_are_aggregated_into_the_papers_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&[
+        "run",
+        exp("linreg_swalp.toml").to_str().unwrap(),
+        "--seeds",
+        "1,2,3",
+        "--set",
+        "train.epochs=5",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    let errors: Vec<f64> = [1, 2, 3]
+        .iter()
+        .map(|s| {
+            let r: Value = serde_json::from_str(
+                &std::fs::read_to_string(dir.path().join(format!("seed-{s}/result.json"))).unwrap(),
+            )
+            .unwrap();
+            r["final"]["swa"]["test_error"].as_f64().unwrap()
+        })
+        .collect();
+    let mean = errors.iter().sum::<f64>() / 3.0;
+    let std = (errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+    assert!((summary["swa"]["test_error_mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!((summary["swa"]["test_error_std"].as_f64().unwrap() - std).abs() < 1e-12);
+    assert_eq!(summary["swa"]["runs"], 3);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("{mean:.2}±{std:.2}")), "{stdout}");
+}
+
+#[test]
+fn tensorboard_events_hold_the_epoch_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    run_experiment(
+        &exp("linreg_swalp.toml"),
+        dir.path(),
+        &["--set", "train.epochs=5"],
+    );
+    let events: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("events.out.tfevents.")
+        })
+        .collect();
+    assert_eq!(events.len(), 1);
+    let scalars = swalp_cli::experiment::tensorboard::read_scalars(&events[0]).unwrap();
+    let metrics = metrics_without_time(dir.path());
+    for (epoch, line) in metrics.iter().enumerate() {
+        let find = |tag: &str| {
+            scalars
+                .iter()
+                .find(|(s, t, _)| *s == epoch as i64 && t == tag)
+                .map(|(_, _, v)| *v)
+        };
+        assert_eq!(
+            find("test/error"),
+            Some(line["test_error"].as_f64().unwrap() as f32)
+        );
+        assert_eq!(find("lr"), Some(line["lr"].as_f64().unwrap() as f32));
+    }
+    // Averaging starts at epoch 4 (swa.start = 4, every step).
+    assert!(scalars
+        .iter()
+        .any(|(s, t, _)| *s == 4 && t == "swa/test_error"));
+}

@@ -1,18 +1,21 @@
 //! `swalp-cli run`, `show` and `validate`: experiments from TOML files.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
 
 use crate::cli::{ExperimentArgs, RunArgs, RunDeviceArg};
 use crate::error::CliError;
-use crate::experiment::{self, config::DeviceChoice, Experiment, RunOptions};
+use crate::experiment::{self, config::DeviceChoice, Experiment, ExperimentError, RunOptions};
 
 fn load(args: &ExperimentArgs) -> Result<Experiment, CliError> {
     Ok(Experiment::load(&args.experiment, &args.overrides)?)
 }
 
-/// Runs the experiment, printing the per-epoch table and the final result.
+/// Runs the experiment (once, or once per seed), printing the per-epoch
+/// table and the final result.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let mut exp = load(&args.experiment)?;
     if let Some(device) = args.device {
@@ -22,20 +25,166 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             RunDeviceArg::Cuda => DeviceChoice::Cuda,
         };
     }
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out_dir(&exp.experiment.name));
-    let options = RunOptions {
-        out_dir: out_dir.clone(),
-        print_table: exp.log.table.unwrap_or(true),
+    let (dir, resume) = match (&args.resume, &args.out) {
+        (Some(dir), _) => (dir.clone(), true),
+        (None, Some(dir)) => (dir.clone(), false),
+        (None, None) => (default_out_dir(&exp.experiment.name), false),
     };
-    let result = experiment::run(&exp, &options)?;
-    let text = serde_json::to_string_pretty(&result["final"])
-        .map_err(|e| CliError::Internal(e.to_string()))?;
-    writeln!(out, "final: {text}").map_err(CliError::Stdout)?;
-    writeln!(out, "outputs in {}", out_dir.display()).map_err(CliError::Stdout)?;
-    Ok(())
+    if args.seeds.is_empty() {
+        let result = run_one(&exp, &dir, resume)?;
+        let text = serde_json::to_string_pretty(&result["final"])
+            .map_err(|e| CliError::Internal(e.to_string()))?;
+        writeln!(out, "final: {text}").map_err(CliError::Stdout)?;
+        writeln!(out, "outputs in {}", dir.display()).map_err(CliError::Stdout)?;
+        return Ok(());
+    }
+    let mut results = Vec::new();
+    for &seed in &args.seeds {
+        exp.experiment.seed = seed;
+        let seed_dir = dir.join(format!("seed-{seed}"));
+        let done = seed_dir.join("result.json");
+        let result = if resume && done.is_file() {
+            read_result(&done)?
+        } else {
+            let has_checkpoint = experiment::checkpoint::latest(&seed_dir).is_ok();
+            run_one(&exp, &seed_dir, resume && has_checkpoint)?
+        };
+        results.push((seed, result));
+    }
+    let summary = summarize(&exp.experiment.name, &results);
+    write_summary(&dir, &summary)?;
+    out.write_all(summary_table(&summary).as_bytes())
+        .map_err(CliError::Stdout)?;
+    writeln!(out, "outputs in {}", dir.display()).map_err(CliError::Stdout)
+}
+
+fn run_one(exp: &Experiment, dir: &Path, resume: bool) -> Result<Value, CliError> {
+    let exp = if resume {
+        resumed_experiment(exp, dir)?
+    } else {
+        exp.clone()
+    };
+    let options = RunOptions {
+        out_dir: dir.to_path_buf(),
+        resume,
+        stop_after_steps: stop_after_steps(),
+    };
+    Ok(experiment::run(&exp, &options)?)
+}
+
+/// The experiment stored in `dir`, checked against the one given on the
+/// command line: they must agree except for `train.epochs` (so a finished
+/// run can be extended).
+fn resumed_experiment(given: &Experiment, dir: &Path) -> Result<Experiment, CliError> {
+    let stored_path = dir.join("config.toml");
+    let mut stored = Experiment::load(&stored_path, &[])?;
+    let as_table = |e: &Experiment| -> Result<toml::Table, CliError> {
+        let text = toml::to_string(e).map_err(|err| CliError::Internal(err.to_string()))?;
+        toml::from_str(&text).map_err(|err| CliError::Internal(err.to_string()))
+    };
+    let mut a = as_table(given)?;
+    let mut b = as_table(&stored)?;
+    for t in [&mut a, &mut b] {
+        if let Some(train) = t.get_mut("train").and_then(toml::Value::as_table_mut) {
+            train.remove("epochs");
+        }
+    }
+    if let Some(key) = a.keys().chain(b.keys()).find(|k| a.get(*k) != b.get(*k)) {
+        return Err(ExperimentError::Invalid(format!(
+            "--resume {}: the experiment differs from the one the run started with in [{key}] \
+             (only train.epochs may change); run it with the stored {}",
+            dir.display(),
+            stored_path.display()
+        ))
+        .into());
+    }
+    stored.train.epochs = given.train.epochs;
+    Ok(stored)
+}
+
+fn read_result(path: &Path) -> Result<Value, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Internal(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| CliError::Internal(format!("{}: {e}", path.display())))
+}
+
+/// Mean and sample standard deviation.
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// The paper's table row: mean ± std of the final test error of the SGD
+/// iterate and of the SWA average over seeds.
+fn summarize(name: &str, results: &[(u64, Value)]) -> Value {
+    let errors = |which: &str| -> Vec<f64> {
+        results
+            .iter()
+            .filter_map(|(_, r)| r["final"][which]["test_error"].as_f64())
+            .collect()
+    };
+    let stat = |which: &str| {
+        let e = errors(which);
+        if e.is_empty() {
+            Value::Null
+        } else {
+            let (mean, std) = mean_std(&e);
+            json!({ "test_error_mean": mean, "test_error_std": std, "runs": e.len() })
+        }
+    };
+    json!({
+        "experiment": name,
+        "seeds": results.iter().map(|(s, _)| s).collect::<Vec<_>>(),
+        "sgd": stat("sgd"),
+        "swa": stat("swa"),
+        "runs": results.iter().map(|(s, r)| json!({ "seed": s, "final": r["final"] })).collect::<Vec<_>>(),
+    })
+}
+
+fn summary_table(summary: &Value) -> String {
+    let cell = |which: &str| match (
+        summary[which]["test_error_mean"].as_f64(),
+        summary[which]["test_error_std"].as_f64(),
+    ) {
+        (Some(m), Some(s)) => format!("{m:.2}±{s:.2}"),
+        _ => "-".into(),
+    };
+    format!(
+        "{:<24} | {:>14} | {:>14}\n{:<24} | {:>14} | {:>14}\n",
+        "experiment",
+        "SGD error (%)",
+        "SWA error (%)",
+        summary["experiment"].as_str().unwrap_or(""),
+        cell("sgd"),
+        cell("swa")
+    )
+}
+
+fn write_summary(dir: &Path, summary: &Value) -> Result<(), CliError> {
+    let path = dir.join("summary.json");
+    let text =
+        serde_json::to_string_pretty(summary).map_err(|e| CliError::Internal(e.to_string()))?;
+    let fail = |e: std::io::Error| {
+        CliError::from(ExperimentError::Output {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
+    };
+    let tmp = crate::io::atomic::TempFile::create_for(&path).map_err(fail)?;
+    std::fs::write(tmp.path(), text).map_err(fail)?;
+    tmp.persist().map_err(fail)
+}
+
+/// A test hook: `SWALP_STOP_AFTER_STEPS=N` makes the run behave as if
+/// Ctrl-C were pressed after N optimizer steps.
+fn stop_after_steps() -> Option<u64> {
+    std::env::var("SWALP_STOP_AFTER_STEPS").ok()?.parse().ok()
 }
 
 /// Prints the resolved experiment as TOML.
@@ -88,5 +237,13 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_786), (2026, 11, 29));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn mean_and_sample_std() {
+        let (m, s) = mean_std(&[6.0, 7.0, 8.0]);
+        assert_eq!(m, 7.0);
+        assert!((s - 1.0).abs() < 1e-12);
+        assert_eq!(mean_std(&[3.0]), (3.0, 0.0));
     }
 }

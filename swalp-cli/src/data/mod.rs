@@ -2,7 +2,7 @@
 
 pub mod synthetic;
 
-use swalp_core::tch::{Device, Tensor};
+use swalp_core::tch::Tensor;
 
 use crate::experiment::{config::DataSection, ExperimentError};
 
@@ -34,7 +34,8 @@ pub enum Optimum {
     },
 }
 
-/// A training and a test set.
+/// A training and a test set, on the CPU (batches move to the training
+/// device as they are prepared).
 #[derive(Debug)]
 pub struct Dataset {
     /// Training inputs, one example per row.
@@ -49,6 +50,10 @@ pub struct Dataset {
     pub task: Task,
     /// The training objective's optimum, when known.
     pub optimum: Option<Optimum>,
+    /// Random training-time augmentation of a batch, given one uniform
+    /// 32-bit draw per example (from a counter-based stream, so batches are
+    /// reproducible on any thread).
+    pub augment: Option<fn(&Tensor, &[u32]) -> Tensor>,
 }
 
 impl Dataset {
@@ -71,11 +76,10 @@ pub fn load(
     section: &DataSection,
     seed: u64,
     weight_decay: f64,
-    device: Device,
 ) -> Result<Dataset, ExperimentError> {
     let mut data = match section.name.as_str() {
-        "synthetic-linreg" => synthetic::linear_regression(section, seed, device),
-        "synthetic-logreg" => synthetic::logistic_regression(section, seed, weight_decay, device),
+        "synthetic-linreg" => synthetic::linear_regression(section, seed),
+        "synthetic-logreg" => synthetic::logistic_regression(section, seed, weight_decay),
         other => {
             return Err(ExperimentError::Invalid(format!(
                 "invalid value {other:?} for `data.name`: expected \"synthetic-linreg\" or \"synthetic-logreg\""

@@ -19,7 +19,7 @@ fn with_ones(x: &Tensor) -> Tensor {
 
 /// `y = x·w* + b* + noise`, with `w*` uniform in (-1, 1). The optimum is the
 /// least-squares solution on the training set, computed in f64.
-pub fn linear_regression(section: &DataSection, seed: u64, device: Device) -> Dataset {
+pub fn linear_regression(section: &DataSection, seed: u64) -> Dataset {
     swalp_core::tch::manual_seed(generator_seed(seed));
     let (d, n_train, n_test) = (
         section.dim as i64,
@@ -39,7 +39,7 @@ pub fn linear_regression(section: &DataSection, seed: u64, device: Device) -> Da
     let a = with_ones(&train_x);
     let optimum =
         Tensor::linalg_solve(&a.tr().matmul(&a), &a.tr().matmul(&train_y), true).squeeze_dim(1);
-    let f32_on = |t: Tensor| t.to_kind(Kind::Float).to_device(device);
+    let f32_on = |t: Tensor| t.to_kind(Kind::Float);
     Dataset {
         train_x: f32_on(train_x),
         train_y: f32_on(train_y),
@@ -47,18 +47,14 @@ pub fn linear_regression(section: &DataSection, seed: u64, device: Device) -> Da
         test_y: f32_on(test_y),
         task: Task::Regression,
         optimum: Some(Optimum::Parameters(optimum)),
+        augment: None,
     }
 }
 
 /// Labels drawn from `softmax(noise · x·W*)` with `W*` standard normal. The
 /// optimum of cross-entropy plus `weight_decay/2·|θ|²` is found by Newton's
 /// method in f64.
-pub fn logistic_regression(
-    section: &DataSection,
-    seed: u64,
-    weight_decay: f64,
-    device: Device,
-) -> Dataset {
+pub fn logistic_regression(section: &DataSection, seed: u64, weight_decay: f64) -> Dataset {
     swalp_core::tch::manual_seed(generator_seed(seed));
     let (d, k) = (section.dim as i64, section.classes as i64);
     let opts = (Kind::Double, Device::Cpu);
@@ -73,10 +69,10 @@ pub fn logistic_regression(
     let (test_x, test_y) = make(section.n_test as i64);
     let value = logistic_optimum(&train_x, &train_y, k, weight_decay);
     Dataset {
-        train_x: train_x.to_kind(Kind::Float).to_device(device),
-        train_y: train_y.to_device(device),
-        test_x: test_x.to_kind(Kind::Float).to_device(device),
-        test_y: test_y.to_device(device),
+        train_x: train_x.to_kind(Kind::Float),
+        train_y,
+        test_x: test_x.to_kind(Kind::Float),
+        test_y,
         task: Task::Classification {
             classes: section.classes,
         },
@@ -84,6 +80,7 @@ pub fn logistic_regression(
             value,
             weight_decay,
         }),
+        augment: None,
     }
 }
 

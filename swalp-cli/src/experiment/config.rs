@@ -265,12 +265,40 @@ pub struct TrainSection {
 }
 
 /// `[log]`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSection {
-    /// Print the per-epoch table (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<bool>,
+    /// Print the per-epoch table.
+    #[serde(default = "yes")]
+    pub table: bool,
+    /// Show a progress bar per epoch (on a terminal).
+    #[serde(default = "yes")]
+    pub progress: bool,
+    /// Write TensorBoard event files.
+    #[serde(default = "yes")]
+    pub tensorboard: bool,
+    /// Write a checkpoint every N epochs (0: only when interrupted and at
+    /// the end).
+    #[serde(default = "one")]
+    pub checkpoint_every: u64,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            table: true,
+            progress: true,
+            tensorboard: true,
+            checkpoint_every: 1,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u64 {
+    1
 }
 
 impl Experiment {

@@ -1,8 +1,10 @@
 //! Experiments: a TOML file describing data, model, quantization, optimizer,
 //! schedule and SWA, run end to end into an output directory.
 
+pub mod checkpoint;
 pub mod config;
 pub mod run;
+pub mod tensorboard;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -42,6 +44,11 @@ pub enum ExperimentError {
     },
     /// Training failed.
     Training(swalp_core::Error),
+    /// Ctrl-C: a checkpoint was written and the run can be resumed.
+    Interrupted {
+        /// The run directory to pass to `--resume`.
+        run_dir: PathBuf,
+    },
 }
 
 impl ExperimentError {
@@ -81,6 +88,11 @@ impl fmt::Display for ExperimentError {
                 write!(f, "cannot write {}: {reason}", path.display())
             }
             ExperimentError::Training(e) => write!(f, "training failed: {e}"),
+            ExperimentError::Interrupted { run_dir } => write!(
+                f,
+                "interrupted; checkpoint written, continue with --resume {}",
+                run_dir.display()
+            ),
         }
     }
 }

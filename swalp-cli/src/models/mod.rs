@@ -21,6 +21,10 @@ pub struct Model {
     pub has_batchnorm: bool,
 }
 
+/// The momentum every BatchNorm layer is built with (PyTorch's default);
+/// SWA's statistics recomputation needs it.
+pub const BATCHNORM_MOMENTUM: f64 = 0.1;
+
 /// Every `model.name` this build knows.
 pub const NAMES: [&str; 2] = ["linreg", "logreg"];
 

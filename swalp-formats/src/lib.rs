@@ -9,6 +9,7 @@
 //! | `float` | [`FloatFormat`] | binary floating point with `exp`/`man` bits |
 //! | `bfp` | [`BlockFloat`] | block floating point: integers sharing one exponent per block |
 //! | `bfloat16`, `fp16`, `fp8_e4m3`, `fp8_e5m2` | [`presets`] | standard floats |
+//! | `mx` | [`MxFormat`] | OCP Microscaling (MX) v1.0: MXFP8/MXFP6/MXFP4/MXINT8 blocks sharing an E8M0 scale |
 //!
 //! Each format's math (range, spacing, shared exponents) lives in its own
 //! module; its kernels live in [`kernels`], one module per backend.
@@ -31,8 +32,10 @@ pub mod block;
 pub mod fixed;
 pub mod float;
 pub mod kernels;
+pub mod mx;
 pub mod presets;
 
 pub use block::{Block, BlockFloat, SmallBlock};
 pub use fixed::FixedPoint;
 pub use float::{FloatFormat, Overflow, Specials};
+pub use mx::{MxElem, MxFormat};

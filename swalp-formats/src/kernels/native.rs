@@ -95,3 +95,47 @@ pub fn block(
     });
     Ok(())
 }
+
+/// OCP MX: one pass for the block maxima (a NaN or infinity makes its block
+/// non-finite), one to round each element on its block's scaled element grid
+/// and clamp it to the element's max normal.
+pub fn mx(
+    format: &crate::mx::MxFormat,
+    x: &[f32],
+    shape: &[usize],
+    out: &mut [f32],
+    rounding: Rounding,
+    random: Option<RandomStream>,
+) -> Result<()> {
+    let layout = format.layout(shape, swalp_core::Backend::Native)?;
+    let mut max_abs = vec![0.0f64; layout.num_blocks()];
+    for (i, &v) in x.iter().enumerate() {
+        let a = f64::from(v).abs();
+        // NaN compares false: count it as infinite so that it marks the block.
+        let a = if a.is_nan() { f64::INFINITY } else { a };
+        let m = &mut max_abs[layout.block_of(i)];
+        if a > *m {
+            *m = a;
+        }
+    }
+    let scales: Vec<Option<i32>> = max_abs.iter().map(|&m| format.shared_exponent(m)).collect();
+    let elem = format.elem();
+    let max = elem.max_value();
+    map_indexed(x, out, |i, v| {
+        let Some(s) = scales[layout.block_of(i)] else {
+            return f32::NAN;
+        };
+        let x = f64::from(v);
+        // The element grid around x / 2^s, moved back by 2^s; x = 0 reads as
+        // exponent -1023, below every binade, and stays a signed zero.
+        let k = elem.step_exponent(exponent(x) - s) + s;
+        let y = round_to_grid(x, k, rounding, draw(random, i)) * pow2(k);
+        let limit = max * pow2(s);
+        if y.abs() > limit {
+            limit.copysign(y) as f32
+        } else {
+            y as f32
+        }
+    });
+    Ok(())
+}

@@ -119,3 +119,45 @@ fn block_max(magnitude: &Tensor, block: &Block) -> Tensor {
         }
     }
 }
+
+/// OCP MX; see [`native::mx`](super::native::mx).
+pub fn mx(
+    format: &crate::mx::MxFormat,
+    x: &Tensor,
+    rounding: Rounding,
+    random: Option<RandomStream>,
+) -> Result<Tensor> {
+    let shape: Vec<usize> = x.size().iter().map(|&d| d as usize).collect();
+    let layout = format.layout(&shape, swalp_core::Backend::Tensor)?;
+    // A 0-dimensional tensor is one block of one element.
+    let flat = if shape.is_empty() {
+        x.reshape([1])
+    } else {
+        x.shallow_clone()
+    };
+    let finite = flat.isfinite();
+    let magnitude = flat.abs().masked_fill(&finite.logical_not(), f64::INFINITY);
+    let chunks = Block::Chunks {
+        size: format.block_size(),
+        dim: layout.dim(),
+    };
+    let max_abs = block_max(&magnitude, &chunks);
+    let elem = format.elem();
+    let (lo, hi) = (
+        i64::from(crate::mx::SCALE_EXP_MIN),
+        i64::from(crate::mx::SCALE_EXP_MAX),
+    );
+    // Zero (and subnormal) maxima read as exponent -1023 and clamp to 2^-127.
+    let s = (exponent(&max_abs) - i64::from(elem.emax())).clamp(lo, hi);
+    let e = (exponent(&flat) - &s).clamp(i64::from(elem.emin()), i64::from(elem.emax()));
+    let k = e - i64::from(elem.man_bits()) + &s;
+    let r = draws(random, &flat);
+    let y = round_to_grid(&flat, &k, rounding, r.as_ref()) * pow2(&k);
+    let limit = pow2(&s) * elem.max_value();
+    let y = limit
+        .copysign(&y)
+        .where_self(&y.abs().gt_tensor(&limit), &y);
+    let nan = scalar(&flat, f64::NAN);
+    let y = nan.where_self(&max_abs.isfinite().logical_not(), &y);
+    Ok(y.reshape(x.size()))
+}

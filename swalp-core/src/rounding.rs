@@ -129,7 +129,9 @@ impl Rounding {
     #[inline]
     pub fn round_int(self, v: f64, random: u32) -> f64 {
         let floor = v.floor();
-        // Exact: the difference of a float and its floor is always representable.
+        // Exact, except for negative v closer to 0 than 2^-53, where 1 - |v|
+        // is not representable and rounds to 1.0; every rule below then
+        // decides as it would for the exact fraction (just below 1).
         let frac = v - floor;
         if frac == 0.0 || !v.is_finite() {
             return v;

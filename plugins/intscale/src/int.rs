@@ -1,0 +1,176 @@
+//! The `int` format: its parameters and how a tensor splits into blocks
+//! sharing a scale.
+
+use swalp_core::{
+    spec::invalid, tch::Tensor, Backend, Error, NumberFormat, RandomStream, Result, Rounding,
+    SpecError,
+};
+
+use crate::kernels::{native, tensor};
+
+/// Bits per integer allowed: `i · m` must be exact in `f64` for an `f32`
+/// maximum `m`.
+pub const BITS_RANGE: std::ops::RangeInclusive<i64> = 2..=24;
+
+/// Dimensions `channel_dim` may name, counting from the first (`0..`) or
+/// the last (`-1`, `-2`, ...).
+const DIM_RANGE: std::ops::RangeInclusive<i64> = -64..=63;
+
+/// Which elements share a scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// One scale for the whole tensor (`channel_dim = "tensor"`).
+    Tensor,
+    /// One scale per slice along this dimension; negative counts from the
+    /// last (`channel_dim = 0`, `-1`).
+    Channel(i64),
+}
+
+impl Scope {
+    /// Parses a `channel_dim` value: `"tensor"` or an integer.
+    pub fn from_toml(value: &toml::Value) -> Result<Self, SpecError> {
+        match value {
+            toml::Value::String(s) if s == "tensor" => Ok(Scope::Tensor),
+            toml::Value::Integer(d) if DIM_RANGE.contains(d) => Ok(Scope::Channel(*d)),
+            other => Err(invalid(
+                "channel_dim",
+                other,
+                "\"tensor\" or a dimension, an integer in -64..=63",
+            )),
+        }
+    }
+
+    /// The spec value.
+    pub fn to_toml(self) -> toml::Value {
+        match self {
+            Scope::Tensor => "tensor".into(),
+            Scope::Channel(d) => d.into(),
+        }
+    }
+}
+
+/// Symmetric `bits`-bit integers times a scale `m / Q` shared by a block,
+/// `m` the block's largest finite magnitude and `Q = 2^(bits-1) - 1`. See
+/// the [crate documentation](crate).
+///
+/// ```
+/// use swalp_intscale::{IntScale, Scope};
+/// let int8 = IntScale::new(8, Scope::Channel(0)).unwrap();
+/// assert_eq!(int8.levels(), 127.0);
+/// assert_eq!(int8.blocks(&[4, 3, 2]).unwrap(), (4, 6)); // 4 channels of 6
+/// assert!(int8.blocks(&[]).is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntScale {
+    bits: u32,
+    scope: Scope,
+}
+
+impl IntScale {
+    /// The format; fails for `bits` outside 2..=24.
+    pub fn new(bits: u32, scope: Scope) -> Result<Self, SpecError> {
+        if !BITS_RANGE.contains(&i64::from(bits)) {
+            return Err(SpecError::InvalidValue {
+                key: "bits".into(),
+                value: bits.to_string(),
+                allowed: "an integer in 2..=24".into(),
+            });
+        }
+        if let Scope::Channel(d) = scope {
+            Scope::from_toml(&d.into())?;
+        }
+        Ok(IntScale { bits, scope })
+    }
+
+    /// Bits per integer, sign included.
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+
+    /// Which elements share a scale.
+    pub fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// `Q = 2^(bits-1) - 1`, the largest integer.
+    pub fn levels(&self) -> f64 {
+        f64::from((1u32 << (self.bits - 1)) - 1)
+    }
+
+    /// The channel dimension for a tensor of `ndim` dimensions, `None` for
+    /// a per-tensor scale; fails when the tensor has no such dimension.
+    pub fn channel_dim(&self, ndim: usize) -> Result<Option<usize>> {
+        match self.scope {
+            Scope::Tensor => Ok(None),
+            Scope::Channel(d) => {
+                let n = ndim as i64;
+                let dim = if d < 0 { d + n } else { d };
+                if (0..n).contains(&dim) {
+                    Ok(Some(dim as usize))
+                } else {
+                    Err(Error::Unsupported {
+                        format: "int".into(),
+                        backend: Backend::Auto,
+                        reason: format!(
+                            "channel_dim = {d} but the tensor has {ndim} dimension{}",
+                            if ndim == 1 { "" } else { "s" }
+                        ),
+                    })
+                }
+            }
+        }
+    }
+
+    /// For a row-major tensor of `shape`: the number of blocks sharing a
+    /// scale, and the run length of consecutive elements in one block.
+    /// Element `i` belongs to block `(i / run) % blocks`.
+    pub fn blocks(&self, shape: &[usize]) -> Result<(usize, usize)> {
+        match self.channel_dim(shape.len())? {
+            None => Ok((1, shape.iter().product::<usize>().max(1))),
+            Some(d) => Ok((shape[d], shape[d + 1..].iter().product())),
+        }
+    }
+}
+
+impl NumberFormat for IntScale {
+    fn name(&self) -> &str {
+        "int"
+    }
+
+    fn params(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert("bits".into(), i64::from(self.bits).into());
+        t.insert("channel_dim".into(), self.scope.to_toml());
+        t
+    }
+
+    /// The integer's bits; the scale (one `f32` per block) is not counted,
+    /// since the block size depends on the tensor.
+    fn bits_per_value(&self) -> f64 {
+        self.bits.into()
+    }
+
+    fn quantize_tensor(
+        &self,
+        x: &Tensor,
+        rounding: Rounding,
+        random: Option<RandomStream>,
+    ) -> Result<Tensor> {
+        tensor::int(self, x, rounding, random)
+    }
+
+    fn has_native(&self) -> bool {
+        true
+    }
+
+    fn quantize_native(
+        &self,
+        x: &[f32],
+        shape: &[usize],
+        out: &mut [f32],
+        rounding: Rounding,
+        random: Option<RandomStream>,
+    ) -> Result<()> {
+        native::int(self, x, shape, out, rounding, random)
+    }
+}

@@ -29,7 +29,57 @@ pub enum Command {
     Show(ExperimentArgs),
     /// Check an experiment file: exit 0, or 2 with the error.
     Validate(ExperimentArgs),
+    /// Download a real data set (CIFAR-10/100, MNIST, Fashion-MNIST).
+    Data(DataArgs),
+    /// Time the format kernels (ns per element next to a plain copy), or one
+    /// VGG16 training step in full and in low precision (--train).
+    Bench(BenchArgs),
 }
+
+/// Arguments of `swalp-cli data`.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+/// The subcommands of `swalp-cli data`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download, verify (md5) and unpack a data set; skipped if already there.
+    #[command(after_help = DATA_DOWNLOAD_AFTER_HELP)]
+    Download(DataDownloadArgs),
+}
+
+/// Arguments of `swalp-cli data download`.
+#[derive(Debug, Args)]
+pub struct DataDownloadArgs {
+    /// The data set.
+    #[arg(value_enum)]
+    pub name: crate::data::real::DataName,
+
+    /// Directory to put it in (default: data/<NAME>).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Fetch from URL/<NAME>/<file> instead of the official hosts (also
+    /// SWALP_DATA_MIRROR); URL/<NAME>/checksums.txt, if served, overrides the
+    /// built-in md5 digests.
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+}
+
+const DATA_DOWNLOAD_AFTER_HELP: &str = "\
+Sources: cifar10, cifar100 from https://www.cs.toronto.edu/~kriz/ (binary
+version, extracted to DIR/cifar-10-batches-bin/ or DIR/cifar-100-binary/);
+mnist from https://ossci-datasets.s3.amazonaws.com/mnist/ and fashion-mnist
+from http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (the four
+.gz files, kept as they are). Every file is checked against its published md5
+digest before anything is put in DIR; a failed download leaves nothing behind.
+
+Exit status: 0 on success, 2 on a network, server, checksum or file problem,
+1 if writing DIR fails otherwise (a full disk, an I/O error).";
 
 /// Arguments of `swalp-cli show` and `swalp-cli validate`.
 #[derive(Debug, Args)]
@@ -210,4 +260,26 @@ mod tests {
             assert_eq!(name, Some(Backend::from(*arg).to_string()));
         }
     }
+}
+
+/// Arguments of `swalp-cli bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Number of f32 elements the kernels round.
+    #[arg(long, default_value_t = 1 << 24,
+          value_parser = clap::value_parser!(u64).range(4096..=1 << 30))]
+    pub elements: u64,
+
+    /// Time a VGG16 training step (batch 32, CIFAR-shaped input) in full
+    /// precision and with 8-bit block floating point at all six points.
+    #[arg(long)]
+    pub train: bool,
+
+    /// Training steps timed (the median is reported), after two warm-up steps.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub steps: u64,
+
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -43,6 +43,10 @@ pub mod models;
 // The built-in formats register themselves through inventory; linking the
 // crate is what makes them visible to the registry.
 use swalp_formats as _;
+#[cfg(feature = "plugins")]
+use swalp_intscale as _;
+#[cfg(feature = "plugins")]
+use swalp_posit as _;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -101,6 +105,8 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Run(args) => commands::run::run(args, out),
         Command::Show(args) => commands::run::show(args, out),
         Command::Validate(args) => commands::run::validate(args),
+        Command::Data(args) => commands::data::run(args, out),
+        Command::Bench(args) => commands::bench::run(args, out),
     }
 }
 

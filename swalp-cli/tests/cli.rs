@@ -954,8 +954,9 @@ fn native_and_tensor_backends_agree() {
 
 // ================================================================ formats and demo
 
-const BUILT_IN: [&str; 7] = [
-    "fixed", "float", "bfp", "bfloat16", "fp16", "fp8_e4m3", "fp8_e5m2",
+/// The built-in formats and the plugins linked by the default feature.
+const BUILT_IN: [&str; 10] = [
+    "fixed", "float", "bfp", "mx", "bfloat16", "fp16", "fp8_e4m3", "fp8_e5m2", "posit", "int",
 ];
 
 #[test]
@@ -1035,8 +1036,9 @@ fn demo_prints_a_row_per_default_spec() {
     assert_success(&out);
     let text = stdout(&out);
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("{ format")).collect();
-    assert_eq!(rows.len(), 9, "{text}");
-    for name in BUILT_IN {
+    assert_eq!(rows.len(), 10, "{text}");
+    // The built-in formats; plugins are not in the default list.
+    for name in &BUILT_IN[..8] {
         assert!(
             rows.iter().any(|r| r.contains(&format!("\"{name}\""))),
             "{name} missing:\n{text}"
@@ -1083,4 +1085,35 @@ fn demo_checks_every_spec_first() {
         r#"{ format = "float", exp = 9, man = 2 }"#,
     ]);
     assert_usage_error(&out, &["`exp`", "9"]);
+}
+
+#[test]
+fn bench_reports_every_format_rounding_and_backend_as_json_lines() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
+        .args(["bench", "--elements", "65536", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The copy floor, then 6 formats × 2 roundings × 2 backends.
+    assert_eq!(rows.len(), 1 + 6 * 2 * 2);
+    assert_eq!(rows[0]["format"], "copy");
+    for row in &rows {
+        assert_eq!(row["elements"], 65536);
+        assert!(row["ns_per_elem"].as_f64().unwrap() > 0.0);
+    }
+    let formats: Vec<&str> = rows[1..]
+        .iter()
+        .map(|r| r["format"]["format"].as_str().unwrap())
+        .collect();
+    for f in ["fixed", "float", "bfp", "mx"] {
+        assert!(formats.contains(&f), "{f} missing");
+    }
 }

@@ -514,3 +514,92 @@ fn tensorboard_events_hold_the_epoch_metrics() {
         .iter()
         .any(|(s, t, _)| *s == 4 && t == "swa/test_error"));
 }
+
+/// `(key, example)` rows of the README's TOML reference table.
+fn readme_reference() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("### TOML reference")
+        .nth(1)
+        .expect("README has a TOML reference");
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with("| `"))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[1].trim_matches('`').to_string(),
+                cells[2].trim_matches('`').to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A TOML document setting `rows` on top of a minimal valid experiment.
+fn document(rows: &[(String, String)]) -> String {
+    let mut doc: toml::Table = toml::from_str(VALID).unwrap();
+    for (key, example) in rows {
+        let (section, name) = key.split_once('.').unwrap();
+        let value: toml::Value =
+            toml::from_str::<toml::Table>(&format!("v = {example}")).unwrap()["v"].clone();
+        doc.entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .unwrap()
+            .insert(name.to_string(), value);
+    }
+    toml::to_string(&doc).unwrap()
+}
+
+#[test]
+fn the_readme_toml_reference_matches_the_schema() {
+    let rows = readme_reference();
+    assert!(rows.len() > 40, "only {} rows found", rows.len());
+    let dir = tempfile::tempdir().unwrap();
+    // Every documented key exists and its example is valid.
+    let default = rows
+        .iter()
+        .find(|(k, _)| k == "quant.default")
+        .cloned()
+        .unwrap();
+    for row in &rows {
+        // Points other than the default refine it.
+        let mut set = vec![row.clone()];
+        if row.0.starts_with("quant.") {
+            set.push(default.clone());
+        }
+        if row.0 == "swa.start_step" {
+            set.extend(rows.iter().filter(|(k, _)| k == "swa.every_steps").cloned());
+        }
+        let path = write(dir.path(), "one.toml", &document(&set));
+        let output = run(&["validate", path.to_str().unwrap()]);
+        assert!(
+            output.status.success(),
+            "README key {}: {}",
+            row.0,
+            stderr(&output)
+        );
+    }
+    // Every key of the schema is documented: show a document with all the
+    // optional keys set (start_step is the alternative to start).
+    let all: Vec<_> = rows
+        .iter()
+        .filter(|(k, _)| k != "swa.start_step")
+        .cloned()
+        .collect();
+    let path = write(dir.path(), "all.toml", &document(&all));
+    let output = run(&["show", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let shown: toml::Table = toml::from_str(&String::from_utf8_lossy(&output.stdout)).unwrap();
+    let documented: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+    for (section, table) in &shown {
+        for key in table.as_table().unwrap().keys() {
+            let dotted = format!("{section}.{key}");
+            assert!(
+                documented.contains(&dotted.as_str()),
+                "{dotted} is not in the README's TOML reference"
+            );
+        }
+    }
+}

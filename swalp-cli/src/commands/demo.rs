@@ -11,8 +11,8 @@ use crate::cli::QuantizeArgs;
 use crate::error::CliError;
 
 /// The specs compared when `--demo` gets no `--spec`: fixed point, an
-/// e5m2-like float, block floating point per tensor and per block of 16, and
-/// every preset.
+/// e5m2-like float, block floating point per tensor and per block of 16,
+/// every preset and MXFP8.
 pub const DEFAULT_SPECS: &[&str] = &[
     r#"{ format = "fixed", wl = 8, fl = 5 }"#,
     r#"{ format = "fixed", wl = 8, fl = 5, rounding = "stochastic" }"#,
@@ -23,6 +23,7 @@ pub const DEFAULT_SPECS: &[&str] = &[
     r#"{ format = "fp16" }"#,
     r#"{ format = "fp8_e4m3" }"#,
     r#"{ format = "fp8_e5m2" }"#,
+    r#"{ format = "mx", elem = "fp8_e4m3" }"#,
 ];
 
 /// Error statistics of one quantized tensor against its original.

@@ -1,5 +1,7 @@
 //! One module per subcommand; each exposes `run(args, out)`.
 
+pub mod bench;
+pub mod data;
 pub mod demo;
 pub mod formats;
 pub mod quantize;

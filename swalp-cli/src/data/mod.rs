@@ -1,5 +1,11 @@
 //! Data sets, held in memory as tensors on the training device.
 
+pub mod augment;
+pub mod cifar;
+pub mod download;
+pub mod error;
+pub mod mnist;
+pub mod real;
 pub mod synthetic;
 
 use swalp_core::tch::Tensor;
@@ -36,7 +42,6 @@ pub enum Optimum {
 
 /// A training and a test set, on the CPU (batches move to the training
 /// device as they are prepared).
-#[derive(Debug)]
 pub struct Dataset {
     /// Training inputs, one example per row.
     pub train_x: Tensor,
@@ -50,10 +55,38 @@ pub struct Dataset {
     pub task: Task,
     /// The training objective's optimum, when known.
     pub optimum: Option<Optimum>,
-    /// Random training-time augmentation of a batch, given one uniform
-    /// 32-bit draw per example (from a counter-based stream, so batches are
-    /// reproducible on any thread).
+    /// Random training-time augmentation of a batch of raw training
+    /// inputs, given one uniform 32-bit draw per example (from a
+    /// counter-based stream, so batches are reproducible on any thread).
     pub augment: Option<fn(&Tensor, &[u32]) -> Tensor>,
+    /// Turns raw training inputs (after augmentation) into model inputs,
+    /// e.g. bytes into normalised floats; `None` when they already are.
+    /// The test inputs are stored prepared.
+    pub prepare: Option<Prepare>,
+}
+
+/// A shareable preparation step for raw inputs.
+pub type Prepare = std::sync::Arc<dyn Fn(&Tensor) -> Tensor + Send + Sync>;
+
+impl std::fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataset")
+            .field("train_x", &self.train_x.size())
+            .field("test_x", &self.test_x.size())
+            .field("task", &self.task)
+            .field("augmented", &self.augment.is_some())
+            .finish()
+    }
+}
+
+impl Dataset {
+    /// Raw training inputs made model inputs.
+    pub fn prepared(&self, raw: &Tensor) -> Tensor {
+        match &self.prepare {
+            Some(prepare) => prepare(raw),
+            None => raw.shallow_clone(),
+        }
+    }
 }
 
 impl Dataset {
@@ -69,7 +102,16 @@ impl Dataset {
 }
 
 /// Every `data.name` this build knows.
-pub const NAMES: [&str; 2] = ["synthetic-linreg", "synthetic-logreg"];
+pub const NAMES: [&str; 8] = [
+    "cifar10",
+    "cifar100",
+    "mnist",
+    "fashion-mnist",
+    "synthetic-linreg",
+    "synthetic-logreg",
+    "synthetic-cifar",
+    "synthetic-mnist",
+];
 
 /// Loads (or generates) the data set a `[data]` section names.
 pub fn load(
@@ -80,9 +122,17 @@ pub fn load(
     let mut data = match section.name.as_str() {
         "synthetic-linreg" => synthetic::linear_regression(section, seed),
         "synthetic-logreg" => synthetic::logistic_regression(section, seed, weight_decay),
+        "synthetic-cifar" => synthetic::images(section, seed, [3, 32, 32]),
+        "synthetic-mnist" => synthetic::images(section, seed, [1, 28, 28]),
+        name if real::DataName::from_name(name).is_some() => {
+            let name = real::DataName::from_name(name)
+                .ok_or_else(|| ExperimentError::Invalid(name.into()))?;
+            load_real(name, section.path.as_deref())?
+        }
         other => {
             return Err(ExperimentError::Invalid(format!(
-                "invalid value {other:?} for `data.name`: expected \"synthetic-linreg\" or \"synthetic-logreg\""
+                "invalid value {other:?} for `data.name`: expected one of {}",
+                NAMES.join(", ")
             )))
         }
     };
@@ -92,4 +142,33 @@ pub fn load(
         data.train_y = data.train_y.narrow(0, 0, n);
     }
     Ok(data)
+}
+
+/// A downloadable data set from `dir` (default `data/<name>`): training
+/// images kept as bytes (augmented, then normalised per batch), test images
+/// normalised once. CIFAR training batches get the seed's random crop with
+/// 4-pixel black padding and horizontal flip.
+fn load_real(
+    name: real::DataName,
+    dir: Option<&std::path::Path>,
+) -> Result<Dataset, ExperimentError> {
+    let dir = dir.map_or_else(|| name.default_dir(), std::path::Path::to_path_buf);
+    let (train, test) =
+        real::read(name, &dir).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+    let (mean, std) = (name.mean(), name.std());
+    let prepare: Prepare =
+        std::sync::Arc::new(move |raw: &Tensor| augment::normalize(raw, mean, std));
+    let cifar = matches!(name, real::DataName::Cifar10 | real::DataName::Cifar100);
+    Ok(Dataset {
+        test_x: prepare(&test.images),
+        test_y: test.labels,
+        train_x: train.images,
+        train_y: train.labels,
+        task: Task::Classification {
+            classes: name.classes() as usize,
+        },
+        optimum: None,
+        augment: cifar.then_some(augment::cifar_train_augment as fn(&Tensor, &[u32]) -> Tensor),
+        prepare: Some(prepare),
+    })
 }

@@ -48,6 +48,7 @@ pub fn linear_regression(section: &DataSection, seed: u64) -> Dataset {
         task: Task::Regression,
         optimum: Some(Optimum::Parameters(optimum)),
         augment: None,
+        prepare: None,
     }
 }
 
@@ -81,6 +82,7 @@ pub fn logistic_regression(section: &DataSection, seed: u64, weight_decay: f64) 
             weight_decay,
         }),
         augment: None,
+        prepare: None,
     }
 }
 
@@ -112,4 +114,37 @@ fn logistic_optimum(x: &Tensor, y: &Tensor, k: i64, weight_decay: f64) -> f64 {
         }
     }
     logistic_objective(x, y, &theta, weight_decay)
+}
+
+/// Images of the given `[c, h, w]` shape with uniform pixels in [0, 1),
+/// normalised to zero mean and unit variance, labelled by a fixed random
+/// linear teacher so that the task is learnable: the shapes of CIFAR or
+/// MNIST, for tests and benchmarks without a download.
+pub fn images(section: &DataSection, seed: u64, shape: [i64; 3]) -> Dataset {
+    swalp_core::tch::manual_seed(generator_seed(seed));
+    let classes = section.classes as i64;
+    let features: i64 = shape.iter().product();
+    let opts = (Kind::Float, Device::Cpu);
+    let teacher = Tensor::randn([features, classes], opts);
+    let make = |n: i64| {
+        let mut dims = vec![n];
+        dims.extend(shape);
+        let x = (Tensor::rand(dims.as_slice(), opts) - 0.5) * 12f64.sqrt();
+        let y = x.flatten(1, -1).matmul(&teacher).argmax(1, false);
+        (x, y)
+    };
+    let (train_x, train_y) = make(section.n_train as i64);
+    let (test_x, test_y) = make(section.n_test as i64);
+    Dataset {
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        task: Task::Classification {
+            classes: section.classes,
+        },
+        optimum: None,
+        augment: None,
+        prepare: None,
+    }
 }

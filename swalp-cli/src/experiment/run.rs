@@ -301,6 +301,7 @@ fn spawn_batches(
     let x = data.train_x.shallow_clone();
     let y = data.train_y.shallow_clone();
     let augment = data.augment;
+    let prepare = data.prepare.clone();
     std::thread::spawn(move || {
         let stream = QuantRng::new(augment_seed).next_stream();
         let n = order.len() as i64;
@@ -315,6 +316,9 @@ fn spawn_batches(
                     .map(|p| stream.bits(p as u64))
                     .collect();
                 xb = augment(&xb, &draws);
+            }
+            if let Some(prepare) = &prepare {
+                xb = prepare(&xb);
             }
             let batch = Batch {
                 x: xb.to_device(device),
@@ -542,12 +546,12 @@ impl<'a> Trainer<'a> {
         if self.averaged.has_batchnorm {
             let batch = self.exp.train.batch_size as i64;
             let device = self.device;
-            let batches = self
-                .data
+            let data = &self.data;
+            let batches = data
                 .train_x
                 .split(batch, 0)
                 .into_iter()
-                .map(move |b| b.to_device(device));
+                .map(move |b| data.prepared(&b).to_device(device));
             recompute_batchnorm(
                 &self.averaged.vs,
                 models::BATCHNORM_MOMENTUM,

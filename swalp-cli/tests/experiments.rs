@@ -164,26 +164,26 @@ fn schema_errors_name_the_file_line_and_key() {
     let cases = [
         (
             VALID.replace("lr = 0.01", "lrr = 0.01"),
-            vec!["bad.toml:15", "lrr", "did you mean `lr`"],
+            vec!["bad.toml:15", "optim.lrr", "did you mean `lr`"],
         ),
         (
             VALID.replace("batch_size = 16", "batch_size = \"big\""),
-            vec!["bad.toml:19", "invalid type"],
+            vec!["bad.toml:19", "train.batch_size", "invalid type"],
         ),
         (
             VALID.replace("lr = 0.01", "lr = -1.0"),
-            vec!["optim.lr", "-1", "positive"],
+            vec!["bad.toml:15", "optim.lr", "-1", "positive"],
         ),
         (
             VALID.replace(
                 "[model]\nname = \"linreg\"",
                 "[model]\nname = \"resnet9000\"",
             ),
-            vec!["model.name", "resnet9000"],
+            vec!["bad.toml:12", "model.name", "resnet9000"],
         ),
         (
             format!("{VALID}\n[quant]\nweight = {{ format = \"fixed\", wl = 40, fl = 6 }}\n"),
-            vec!["quant", "weight.wl", "40"],
+            vec!["bad.toml:22", "quant", "weight.wl", "40"],
         ),
         (
             format!("{VALID}\n[quant]\nwieght = {{ format = \"fixed\", wl = 8, fl = 6 }}\n"),
@@ -191,7 +191,7 @@ fn schema_errors_name_the_file_line_and_key() {
         ),
         (
             VALID.replace("[train]", "[train]\nepochs_ = 3"),
-            vec!["epochs_", "did you mean `epochs`"],
+            vec!["train.epochs_", "did you mean `epochs`"],
         ),
         ("[experiment\nname = 1".to_string(), vec!["bad.toml:1"]),
     ];

@@ -29,6 +29,9 @@ pub struct Position {
     pub steps: u64,
     /// Sum of the training losses of the epoch's batches so far.
     pub loss_sum: f64,
+    /// Misclassified training examples of the epoch so far.
+    #[serde(default)]
+    pub wrong: i64,
     /// The stochastic-rounding generator.
     pub rng: QuantRng,
     /// Models averaged so far.

@@ -327,7 +327,9 @@ impl Experiment {
         };
         let experiment: Experiment =
             toml::from_str(&merged).map_err(|e| file_error(path, &merged, &e))?;
-        experiment.validate()?;
+        experiment
+            .validate()
+            .map_err(|e| locate(e, path, &merged))?;
         Ok(experiment)
     }
 
@@ -469,6 +471,48 @@ fn invalid(key: &str, value: impl std::fmt::Display, allowed: &str) -> Experimen
     ))
 }
 
+/// Gives a value error the file and the line of the key it names (the first
+/// `` `key` `` in its message; for quantizer specs, the point's line).
+fn locate(error: ExperimentError, path: &Path, text: &str) -> ExperimentError {
+    let ExperimentError::Invalid(message) = error else {
+        return error;
+    };
+    let named = message.split('`').nth(1).unwrap_or("");
+    let key = match message.strip_prefix("quant: ") {
+        Some(_) => format!("quant.{}", named.split('.').next().unwrap_or("")),
+        None => named.to_string(),
+    };
+    ExperimentError::File {
+        path: path.into(),
+        line: line_of(text, &key),
+        message,
+    }
+}
+
+/// The line (1-based) where `section.key` is set in a TOML text.
+fn line_of(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.split_once('.')?;
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            current = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
+            if current == dotted {
+                return Some(i + 1);
+            }
+        } else if current == section {
+            let name = line.split('=').next().unwrap_or("").trim();
+            if name == key {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
 /// Sets `key.path` in `doc` to `value`, parsed as TOML (a bare word is a
 /// string).
 fn apply_override(doc: &mut toml::Table, item: &str) -> Result<(), ExperimentError> {
@@ -506,11 +550,43 @@ fn file_error(path: &Path, text: &str, e: &toml::de::Error) -> ExperimentError {
     if let Some(suggestion) = suggest_field(&message) {
         message.push_str(&format!(" (did you mean `{suggestion}`?)"));
     }
+    if let Some(key) = e.span().and_then(|s| key_path(text, s.start)) {
+        message = format!("{key}: {message}");
+    }
     ExperimentError::File {
         path: path.into(),
         line,
         message,
     }
+}
+
+/// The dotted key (`optim.lr`) written on the line holding byte `offset`:
+/// the key before `=` under the nearest `[section]` header above it.
+fn key_path(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?.trim();
+    let section = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    if line.starts_with('[') {
+        return Some(
+            line.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string(),
+        );
+    }
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || key.starts_with('#') {
+        return section;
+    }
+    Some(match section {
+        Some(section) => format!("{section}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" messages.

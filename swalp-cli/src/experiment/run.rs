@@ -37,6 +37,14 @@ use crate::data::{self, Dataset, Optimum, Task};
 use crate::io::atomic::TempFile;
 use crate::models::{self, Model};
 
+/// Prints a line of the epoch table; a closed stdout (`| head`) is not an
+/// error worth stopping a run for.
+macro_rules! table_line {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -379,6 +387,7 @@ impl<'a> Trainer<'a> {
             batch: 0,
             steps: 0,
             loss_sum: 0.0,
+            wrong: 0,
             rng: QuantRng::new(seed),
             swa_count: 0,
         };
@@ -472,11 +481,12 @@ impl<'a> Trainer<'a> {
             tch::manual_seed(derived_seed(seed, DROPOUT, epoch, b) as i64);
             let optimizer = self.optimizer.get();
             optimizer.set_lr(lr);
-            let loss = loss_of(
-                self.data.task,
-                &self.model.net.forward_t(&batch.x, true),
-                &batch.y,
-            );
+            let output = self.model.net.forward_t(&batch.x, true);
+            let loss = loss_of(self.data.task, &output, &batch.y);
+            if let Task::Classification { .. } = self.data.task {
+                let wrong = output.argmax(1, false).ne_tensor(&batch.y).sum(Kind::Int64);
+                self.position.wrong += wrong.int64_value(&[]);
+            }
             optimizer.zero_grad();
             loss.f_backward()?;
             optimizer.step()?;
@@ -638,9 +648,17 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
         None
     };
     if exp.log.table {
-        println!(
-            "{:>5} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>7}",
-            "ep", "lr", "tr_loss", "te_loss", "te_err", "swa_loss", "swa_err", "time"
+        table_line!(
+            "{:>5} {:>10} {:>10} {:>8} {:>8} {:>10} {:>8} {:>10} {:>7}",
+            "ep",
+            "lr",
+            "tr_loss",
+            "tr_err",
+            "te_loss",
+            "te_err",
+            "swa_loss",
+            "swa_err",
+            "time"
         );
     }
     while trainer.position.epoch < exp.train.epochs {
@@ -658,11 +676,19 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
         trainer.average_after_epoch()?;
         let lr = trainer.schedule.lr_at(epoch as f64);
         let train_loss = trainer.position.loss_sum / trainer.data.train_len() as f64;
+        // Errors of the model as it trained (dropout on, weights moving), as
+        // the seed reports them; none for regression.
+        let train_error = match trainer.data.task {
+            Task::Classification { .. } => {
+                Some(100.0 * trainer.position.wrong as f64 / trainer.data.train_len() as f64)
+            }
+            Task::Regression => None,
+        };
         let test = trainer.evaluate(&trainer.model);
         let swa_test = trainer.evaluate_average()?;
         let seconds = started.elapsed().as_secs_f64();
         let line = json!({
-            "epoch": epoch, "lr": lr, "train_loss": train_loss,
+            "epoch": epoch, "lr": lr, "train_loss": train_loss, "train_error": train_error,
             "test_loss": test.loss, "test_error": test.error,
             "swa_test_loss": swa_test.map(|e| e.loss), "swa_test_error": swa_test.map(|e| e.error),
             "time": seconds,
@@ -676,6 +702,9 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
                 ("test/loss", test.loss),
                 ("test/error", test.error),
             ];
+            if let Some(e) = train_error {
+                scalars.push(("train/error", e));
+            }
             if let Some(s) = swa_test {
                 scalars.extend([("swa/test_loss", s.loss), ("swa/test_error", s.error)]);
             }
@@ -687,11 +716,12 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
                     .as_ref()
                     .map_or("-".to_string(), |e| format!("{:.4}", f(e)))
             };
-            println!(
-                "{:>5} {:>10.6} {:>10.6} {:>8.4} {:>10.4} {:>8} {:>10} {:>7.2}",
+            table_line!(
+                "{:>5} {:>10.6} {:>10.6} {:>8} {:>8.4} {:>10.4} {:>8} {:>10} {:>7.2}",
                 epoch,
                 lr,
                 train_loss,
+                train_error.map_or("-".to_string(), |e| format!("{e:.4}")),
                 test.loss,
                 test.error,
                 swa(|e| e.loss),
@@ -703,6 +733,7 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
         trainer.position.epoch += 1;
         trainer.position.batch = 0;
         trainer.position.loss_sum = 0.0;
+        trainer.position.wrong = 0;
         let every = exp.log.checkpoint_every;
         if (every > 0 && trainer.position.epoch % every == 0)
             || trainer.position.epoch == exp.train.epochs

@@ -1,6 +1,10 @@
 //! The command line, as clap definitions: what each subcommand takes and its
 //! help text. Nothing here does any work.
 
+// These doc comments are also the --help text, which shows placeholders such
+// as <NAME> literally; rustdoc would read them as HTML tags.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

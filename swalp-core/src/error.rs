@@ -7,6 +7,13 @@ use crate::format::Backend;
 
 /// A problem with a format or quantizer spec such as
 /// `{ format = "fixed", wl = 8, fl = 6 }`.
+///
+/// ```
+/// use swalp_core::{spec::parse_table, SpecError};
+/// let err = parse_table("{ format = fixed }").unwrap_err();
+/// assert!(matches!(err, SpecError::Syntax { .. }));
+/// assert!(SpecError::MissingFormat.to_string().starts_with("spec has no `format` key"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum SpecError {
     /// The spec text is not a TOML inline table.
@@ -114,6 +121,13 @@ impl fmt::Display for SpecError {
 impl std::error::Error for SpecError {}
 
 /// Everything that can go wrong in swalp-core.
+///
+/// ```
+/// use swalp_core::{Error, SpecError};
+/// let err: Error = SpecError::MissingFormat.into();
+/// assert_eq!(err.to_string(), SpecError::MissingFormat.to_string());
+/// assert!(std::error::Error::source(&err).is_some());
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -142,6 +156,12 @@ impl Error {
     /// Whether the caller's input caused it (a bad spec, a tensor the format
     /// cannot take, saved state that does not fit): a command line reports
     /// these as usage errors.
+    ///
+    /// ```
+    /// use swalp_core::Error;
+    /// assert!(Error::State("saved state has another shape".into()).is_usage());
+    /// assert!(!Error::Hook("libtorch failed".into()).is_usage());
+    /// ```
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
@@ -192,10 +212,23 @@ impl From<tch::TchError> for Error {
 }
 
 /// Result with swalp-core's [`Error`].
+///
+/// ```
+/// fn parse(text: &str) -> swalp_core::Result<swalp_core::Quantizer> {
+///     Ok(text.parse()?) // a `SpecError` converts into `swalp_core::Error`
+/// }
+/// assert!(parse("{ wl = 8 }").unwrap_err().is_usage());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The candidate closest to `given` by edit distance, if it is close enough
 /// to be a plausible misspelling.
+///
+/// ```
+/// use swalp_core::error::closest;
+/// assert_eq!(closest("wll", ["wl", "fl", "clamp"]), Some("wl".to_string()));
+/// assert_eq!(closest("banana", ["wl", "fl"]), None);
+/// ```
 pub fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     candidates
         .into_iter()

@@ -44,6 +44,14 @@ pub enum Backend {
 
 impl Backend {
     /// Accepted spellings.
+    ///
+    /// ```
+    /// use swalp_core::Backend;
+    /// for name in Backend::NAMES {
+    ///     assert_eq!(name.parse::<Backend>()?.to_string(), name);
+    /// }
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub const NAMES: [&'static str; 3] = ["auto", "native", "tensor"];
 }
 
@@ -84,24 +92,58 @@ impl FromStr for Backend {
 /// # fn demo(format: &dyn NumberFormat) -> swalp_core::Result<()> {
 /// let x = tch::Tensor::from_slice(&[0.1f32, -0.7, 3.0]);
 /// let y = format.quantize(&x, Rounding::NearestEven, &mut QuantRng::new(0))?;
+/// assert_eq!(y.size(), x.size());
 /// # Ok(()) }
+/// # demo(&swalp_formats::FixedPoint::new(8, 6, true, false)?)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait NumberFormat: DynClone + Send + Sync + fmt::Debug {
     /// The registry name (`"fixed"`, `"bfloat16"`, ...).
+    ///
+    /// ```
+    /// use swalp_core::NumberFormat;
+    /// assert_eq!(swalp_formats::FixedPoint::new(8, 6, true, false)?.name(), "fixed");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn name(&self) -> &str;
 
     /// The format's own spec keys and values; together with `format = name`
     /// they rebuild an equal format through the registry.
+    ///
+    /// ```
+    /// use swalp_core::{registry::build_format, NumberFormat};
+    /// let fixed = swalp_formats::FixedPoint::new(8, 6, true, false)?;
+    /// let mut spec = fixed.params();
+    /// spec.insert("format".into(), fixed.name().into());
+    /// assert_eq!(build_format(&spec)?.params(), fixed.params());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn params(&self) -> toml::Table;
 
     /// Storage bits per value, including any shared exponent amortised over
     /// its block where the block size is fixed by the format.
+    ///
+    /// ```
+    /// use swalp_core::NumberFormat;
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let e5m2 = FloatFormat::new(5, 2, true, Specials::Ieee, Overflow::Infinity)?;
+    /// assert_eq!(e5m2.bits_per_value(), 8.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn bits_per_value(&self) -> f64;
 
     /// Tensor kernel: rounds `x`, a `Double` tensor on any device, and returns
     /// a `Double` tensor of the same shape. `random` is `Some` exactly when
     /// `rounding` is stochastic; element `i` (row-major) must use draw
     /// `random.bits(i)` so that it agrees with the native kernel.
+    ///
+    /// ```
+    /// use swalp_core::{tch::Tensor, NumberFormat, Rounding};
+    /// let fixed = swalp_formats::FixedPoint::new(8, 6, true, false)?;
+    /// let y = fixed.quantize_tensor(&Tensor::from_slice(&[0.3f64]), Rounding::NearestEven, None)?;
+    /// assert_eq!(y.double_value(&[0]), 0.296875);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn quantize_tensor(
         &self,
         x: &Tensor,
@@ -110,6 +152,12 @@ pub trait NumberFormat: DynClone + Send + Sync + fmt::Debug {
     ) -> Result<Tensor>;
 
     /// Whether [`quantize_native`](Self::quantize_native) is implemented.
+    ///
+    /// ```
+    /// use swalp_core::NumberFormat;
+    /// assert!(swalp_formats::FixedPoint::new(8, 6, true, false)?.has_native());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn has_native(&self) -> bool {
         false
     }
@@ -117,6 +165,15 @@ pub trait NumberFormat: DynClone + Send + Sync + fmt::Debug {
     /// Native kernel: rounds the contiguous row-major `f32` data `x` of the
     /// given `shape` into `out` (same length). The default reports that this
     /// format has no native kernel.
+    ///
+    /// ```
+    /// use swalp_core::{NumberFormat, Rounding};
+    /// let fixed = swalp_formats::FixedPoint::new(8, 6, true, false)?;
+    /// let mut out = [0.0f32; 2];
+    /// fixed.quantize_native(&[0.3, -3.0], &[2], &mut out, Rounding::NearestEven, None)?;
+    /// assert_eq!(out, [0.296875, -2.0]); // -3 saturates
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn quantize_native(
         &self,
         x: &[f32],
@@ -135,6 +192,14 @@ pub trait NumberFormat: DynClone + Send + Sync + fmt::Debug {
 
     /// Rounds `x` onto this format with the default backend. The result has
     /// `x`'s shape, dtype and device and is detached from any autograd graph.
+    ///
+    /// ```
+    /// use swalp_core::{tch::Tensor, NumberFormat, QuantRng, Rounding};
+    /// let fixed = swalp_formats::FixedPoint::new(8, 6, true, false)?;
+    /// let y = fixed.quantize(&Tensor::from_slice(&[0.3f32]), Rounding::Up, &mut QuantRng::new(0))?;
+    /// assert_eq!(Vec::<f32>::try_from(&y)?, [0.3125]); // 20/64
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn quantize(&self, x: &Tensor, rounding: Rounding, rng: &mut QuantRng) -> Result<Tensor> {
         crate::kernel::quantize(self, x, rounding, rng, Backend::Auto)
     }

@@ -23,6 +23,14 @@ use crate::rng::QuantRng;
 
 /// A random-number generator shared by the quantization points of a model,
 /// so a whole run draws from one reproducible sequence.
+///
+/// ```
+/// use swalp_core::hook::{shared_rng, SharedRng};
+/// let rng: SharedRng = shared_rng(7);
+/// let shared = rng.clone(); // one generator for every point
+/// let _ = shared.lock().unwrap().next_stream();
+/// assert_eq!(rng.lock().unwrap().streams_used(), 1);
+/// ```
 pub type SharedRng = Arc<Mutex<QuantRng>>;
 
 /// Creates a [`SharedRng`] from a seed.
@@ -36,6 +44,20 @@ pub fn shared_rng(seed: u64) -> SharedRng {
 }
 
 /// The state shared between a [`QuantAct`] and the graph nodes it created.
+///
+/// ```
+/// use swalp_core::{hook::{shared_rng, QuantAct}, Quantizer};
+/// use swalp_core::tch::{Kind, Tensor};
+/// # use swalp_formats as _;
+/// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+/// let act = QuantAct::from_quantizers(None, Some(q), shared_rng(0));
+/// let x = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+/// let y = act.f_forward(&x)?;
+/// drop(act); // the graph of `y` keeps the hook, and its quantizers, alive
+/// (&y * 0.3).sum(Kind::Float).backward();
+/// assert_eq!(Vec::<f32>::try_from(&x.grad())?, [0.296875]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct QuantHook {
     pair: QuantPair,
@@ -143,15 +165,18 @@ fn write_message(message: &str, err: *mut c_char, err_len: usize) {
 /// Forward returns `Q_activation(x)`; backward passes `Q_error(grad)` on to
 /// `x`. Cloning shares the quantizers and the generator.
 ///
-/// ```no_run
+/// ```
 /// use swalp_core::{hook::{shared_rng, QuantAct}, QuantPair, Quantizer};
-/// use tch::nn::Module;
-/// let q: Quantizer = r#"{ format = "bfp", wl = 8, rounding = "stochastic" }"#.parse()?;
+/// use swalp_core::tch::{nn::Module, Kind, Tensor};
+/// # use swalp_formats as _;
+/// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
 /// let act = QuantAct::new(QuantPair::new(Some(q.clone()), Some(q)), shared_rng(0));
-/// let x = tch::Tensor::randn([4, 8], (tch::Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+/// let x = Tensor::from_slice(&[0.3f32, -0.7]).set_requires_grad(true);
 /// let y = act.forward(&x);
-/// y.sum(tch::Kind::Float).backward();
-/// # Ok::<(), swalp_core::Error>(())
+/// assert_eq!(Vec::<f32>::try_from(&y.detach())?, [0.296875, -0.703125]);
+/// (&y * 0.3).sum(Kind::Float).backward(); // the error 0.3 is rounded to 19/64
+/// assert_eq!(Vec::<f32>::try_from(&x.grad())?, [0.296875, 0.296875]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct QuantAct {
@@ -160,6 +185,12 @@ pub struct QuantAct {
 
 impl QuantAct {
     /// A quantization point with the given pair and generator.
+    ///
+    /// ```
+    /// use swalp_core::{hook::{shared_rng, QuantAct}, QuantPair};
+    /// let act = QuantAct::new(QuantPair::default(), shared_rng(0));
+    /// assert!(act.pair().is_identity());
+    /// ```
     pub fn new(pair: QuantPair, rng: SharedRng) -> Self {
         QuantAct {
             hook: Arc::new(QuantHook { pair, rng }),
@@ -167,6 +198,15 @@ impl QuantAct {
     }
 
     /// A point with only an activation quantizer and/or an error quantizer.
+    ///
+    /// ```
+    /// use swalp_core::{hook::{shared_rng, QuantAct}, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let act = QuantAct::from_quantizers(None, Some(q), shared_rng(0));
+    /// assert!(act.pair().forward.is_none() && act.pair().backward.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_quantizers(
         activation: Option<Quantizer>,
         error: Option<Quantizer>,
@@ -177,16 +217,47 @@ impl QuantAct {
 
     /// How many autograd graph nodes currently hold this point's quantizers
     /// (they release them when their graph is freed).
+    ///
+    /// ```
+    /// use swalp_core::{hook::{shared_rng, QuantAct}, tch::Tensor, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let act = QuantAct::from_quantizers(Some(q), None, shared_rng(0));
+    /// let y = act.f_forward(&Tensor::from_slice(&[0.3f32]).set_requires_grad(true))?;
+    /// assert_eq!(act.graph_references(), 1);
+    /// drop(y);
+    /// assert_eq!(act.graph_references(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn graph_references(&self) -> usize {
         Arc::strong_count(&self.hook) - 1
     }
 
     /// The quantizers of this point.
+    ///
+    /// ```
+    /// use swalp_core::{hook::{shared_rng, QuantAct}, QuantPair};
+    /// let act = QuantAct::new(QuantPair::new(None, None), shared_rng(0));
+    /// assert!(act.pair().backward.is_none());
+    /// ```
     pub fn pair(&self) -> &QuantPair {
         &self.hook.pair
     }
 
     /// Applies the point, reporting quantization errors.
+    ///
+    /// ```
+    /// use swalp_core::{hook::{shared_rng, QuantAct}, tch::Tensor, Backend, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let act = QuantAct::from_quantizers(Some(q.clone()), None, shared_rng(0));
+    /// let y = act.f_forward(&Tensor::from_slice(&[0.3f32]))?;
+    /// assert_eq!(Vec::<f32>::try_from(&y)?, [0.296875]);
+    /// // The native kernel takes `f32` only: an `f64` input is an error, not a panic.
+    /// let native = QuantAct::from_quantizers(Some(q.with_backend(Backend::Native)), None, shared_rng(0));
+    /// assert!(native.f_forward(&Tensor::from_slice(&[0.3f64])).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn f_forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut err = vec![0 as c_char; 1024];
         let mut out: *mut C_tensor = std::ptr::null_mut();

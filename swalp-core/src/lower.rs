@@ -10,6 +10,14 @@ use crate::hook::{QuantAct, SharedRng};
 use crate::quantizer::QuantPair;
 
 /// What a layer is, for choosing where quantization points go.
+///
+/// ```
+/// use swalp_core::lower::{LayerKind, QuantSequential};
+/// let model = QuantSequential::new()
+///     .add_fn(LayerKind::Other, |x| x.flatten(1, -1))
+///     .add_fn(LayerKind::Activation, |x| x.relu());
+/// assert_eq!(model.points_after(&[LayerKind::Activation, LayerKind::Conv]), 1);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LayerKind {
     /// Fully connected.
@@ -66,17 +74,37 @@ pub struct QuantSequential {
 
 impl QuantSequential {
     /// An empty model.
+    ///
+    /// ```
+    /// use swalp_core::lower::{LayerKind, QuantSequential};
+    /// assert_eq!(QuantSequential::new().points_after(&[LayerKind::Linear]), 0);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Appends a layer of the given kind.
+    ///
+    /// ```
+    /// use swalp_core::lower::{LayerKind, QuantSequential};
+    /// use swalp_core::tch::{nn, Device};
+    /// let vs = nn::VarStore::new(Device::Cpu);
+    /// let conv = nn::conv2d(vs.root() / "conv", 3, 8, 3, Default::default());
+    /// let model = QuantSequential::new().add(LayerKind::Conv, conv);
+    /// assert_eq!(model.points_after(&[LayerKind::Conv]), 1);
+    /// ```
     pub fn add<M: nn::ModuleT + 'static>(mut self, kind: LayerKind, layer: M) -> Self {
         self.layers.push((kind, Layer(Box::new(layer))));
         self
     }
 
     /// Appends a function as a layer of the given kind.
+    ///
+    /// ```
+    /// use swalp_core::lower::{LayerKind, QuantSequential};
+    /// let model = QuantSequential::new().add_fn(LayerKind::Other, |x| x.flatten(1, -1));
+    /// assert_eq!(model.points_after(&[LayerKind::Other]), 1);
+    /// ```
     pub fn add_fn<F>(self, kind: LayerKind, f: F) -> Self
     where
         F: Fn(&Tensor) -> Tensor + Send + 'static,
@@ -85,6 +113,16 @@ impl QuantSequential {
     }
 
     /// Appends a train-aware function (dropout) as a layer of the given kind.
+    ///
+    /// ```
+    /// use swalp_core::lower::{LayerKind, QuantSequential};
+    /// use swalp_core::{hook::shared_rng, tch::{nn::ModuleT, Tensor}, QuantPair};
+    /// let net = QuantSequential::new()
+    ///     .add_fn_t(LayerKind::Dropout, |x, train| x.dropout(0.5, train))
+    ///     .lower(&[], QuantPair::default(), shared_rng(0));
+    /// let x = Tensor::from_slice(&[1.0f32, 2.0]);
+    /// assert!(net.forward_t(&x, false).equal(&x)); // no dropout when evaluating
+    /// ```
     pub fn add_fn_t<F>(self, kind: LayerKind, f: F) -> Self
     where
         F: Fn(&Tensor, bool) -> Tensor + Send + 'static,
@@ -93,6 +131,15 @@ impl QuantSequential {
     }
 
     /// How many points [`lower`](Self::lower) would insert.
+    ///
+    /// ```
+    /// use swalp_core::lower::{LayerKind, QuantSequential};
+    /// let model = QuantSequential::new()
+    ///     .add_fn(LayerKind::Activation, |x| x.relu())
+    ///     .add_fn(LayerKind::Activation, |x| x.tanh());
+    /// assert_eq!(model.points_after(&[LayerKind::Activation]), 2);
+    /// assert_eq!(model.points_after(&[LayerKind::Linear]), 0);
+    /// ```
     pub fn points_after(&self, kinds: &[LayerKind]) -> usize {
         self.layers
             .iter()
@@ -102,6 +149,19 @@ impl QuantSequential {
 
     /// The model with a [`QuantAct`] (sharing `pair` and `rng`) after every
     /// layer whose kind is in `kinds`.
+    ///
+    /// ```
+    /// use swalp_core::lower::{LayerKind, QuantSequential};
+    /// use swalp_core::{hook::shared_rng, tch::{nn::ModuleT, Tensor}, QuantPair, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let net = QuantSequential::new()
+    ///     .add_fn(LayerKind::Activation, |x| x.relu())
+    ///     .lower(&[LayerKind::Activation], QuantPair::new(Some(q), None), shared_rng(0));
+    /// let y = net.forward_t(&Tensor::from_slice(&[0.3f32, -1.0]), false);
+    /// assert_eq!(Vec::<f32>::try_from(&y)?, [0.296875, 0.0]); // relu, then 19/64
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lower(self, kinds: &[LayerKind], pair: QuantPair, rng: SharedRng) -> nn::SequentialT {
         let mut seq = nn::seq_t();
         for (kind, layer) in self.layers {

@@ -32,6 +32,12 @@ pub enum QuantPoint {
 
 impl QuantPoint {
     /// Every point, in spec order.
+    ///
+    /// ```
+    /// use swalp_core::points::QuantPoint;
+    /// assert_eq!(QuantPoint::ALL[0], QuantPoint::Weight);
+    /// assert_eq!(QuantPoint::ALL[5], QuantPoint::Accumulator);
+    /// ```
     pub const ALL: [QuantPoint; 6] = [
         QuantPoint::Weight,
         QuantPoint::Activation,
@@ -42,6 +48,12 @@ impl QuantPoint {
     ];
 
     /// The spec key of this point.
+    ///
+    /// ```
+    /// use swalp_core::points::QuantPoint;
+    /// assert_eq!(QuantPoint::Momentum.name(), "momentum");
+    /// assert_eq!(QuantPoint::Momentum.to_string(), "momentum");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             QuantPoint::Weight => "weight",
@@ -87,15 +99,17 @@ impl FromStr for QuantPoint {
 ///
 /// ```
 /// use swalp_core::points::{PointConfig, QuantPoint};
-/// # use swalp_core::{FormatFactory, NumberFormat, Params, ParamInfo, SpecError};
+/// # use swalp_formats as _;
 /// let table: toml::Table = toml::from_str(r#"
 ///     default = { format = "fixed", wl = 8, fl = 6, rounding = "stochastic" }
 ///     accumulator = { wl = 16, fl = 12 }
 ///     activation = "none"
 /// "#).unwrap();
-/// # if swalp_core::registry::find("fixed").is_err() { return; }
 /// let points = PointConfig::from_table(&table).unwrap();
 /// assert!(points.get(QuantPoint::Activation).is_none());
+/// let accumulator = points.get(QuantPoint::Accumulator).unwrap().spec();
+/// assert_eq!(accumulator["wl"].as_integer(), Some(16));
+/// assert_eq!(accumulator["rounding"].as_str(), Some("stochastic"));
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct PointConfig {
@@ -104,27 +118,72 @@ pub struct PointConfig {
 
 impl PointConfig {
     /// Full precision everywhere.
+    ///
+    /// ```
+    /// use swalp_core::points::PointConfig;
+    /// assert!(PointConfig::full_precision().is_full_precision());
+    /// ```
     pub fn full_precision() -> Self {
         Self::default()
     }
 
     /// The quantizer at `point`, if any.
+    ///
+    /// ```
+    /// use swalp_core::{points::{PointConfig, QuantPoint}, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let points = PointConfig::full_precision().with(QuantPoint::Weight, Some(q));
+    /// assert_eq!(points.get(QuantPoint::Weight).unwrap().format().name(), "fixed");
+    /// assert!(points.get(QuantPoint::Gradient).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(&self, point: QuantPoint) -> Option<&Quantizer> {
         self.quantizers[point as usize].as_ref()
     }
 
     /// Sets the quantizer at `point`.
+    ///
+    /// ```
+    /// use swalp_core::{points::{PointConfig, QuantPoint}, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let mut points = PointConfig::full_precision();
+    /// points.set(QuantPoint::Gradient, Some(q));
+    /// assert!(!points.is_full_precision());
+    /// points.set(QuantPoint::Gradient, None);
+    /// assert!(points.is_full_precision());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set(&mut self, point: QuantPoint, quantizer: Option<Quantizer>) {
         self.quantizers[point as usize] = quantizer;
     }
 
     /// Returns this configuration with `point` set.
+    ///
+    /// ```
+    /// use swalp_core::{points::{PointConfig, QuantPoint}, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let points = PointConfig::full_precision().with(QuantPoint::Error, Some(q));
+    /// assert!(points.get(QuantPoint::Error).is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with(mut self, point: QuantPoint, quantizer: Option<Quantizer>) -> Self {
         self.set(point, quantizer);
         self
     }
 
     /// The activation (forward) and error (backward) quantizers as a pair.
+    ///
+    /// ```
+    /// use swalp_core::{points::{PointConfig, QuantPoint}, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let pair = PointConfig::full_precision().with(QuantPoint::Error, Some(q)).activation_pair();
+    /// assert!(pair.forward.is_none() && pair.backward.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn activation_pair(&self) -> QuantPair {
         QuantPair::new(
             self.get(QuantPoint::Activation).cloned(),
@@ -133,11 +192,25 @@ impl PointConfig {
     }
 
     /// True when no point is quantized.
+    ///
+    /// ```
+    /// use swalp_core::points::{PointConfig, QuantPoint};
+    /// assert!(PointConfig::full_precision().with(QuantPoint::Weight, None).is_full_precision());
+    /// ```
     pub fn is_full_precision(&self) -> bool {
         self.quantizers.iter().all(Option::is_none)
     }
 
     /// Builds the configuration from a table of specs (see the type docs).
+    ///
+    /// ```
+    /// use swalp_core::points::PointConfig;
+    /// assert!(PointConfig::from_table(&toml::Table::new())?.is_full_precision());
+    /// let table: toml::Table = toml::from_str(r#"wieght = "none""#)?;
+    /// let err = PointConfig::from_table(&table).unwrap_err();
+    /// assert!(err.to_string().contains("did you mean `weight`"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_table(table: &toml::Table) -> Result<Self, SpecError> {
         let default = match table.get("default") {
             None => None,

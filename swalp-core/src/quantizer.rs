@@ -23,13 +23,16 @@ use crate::spec::{invalid, parse_table};
 /// scaled by `1/s`; default none) and `backend` (`"auto"`, `"native"`,
 /// `"tensor"`; default `"auto"`).
 ///
-/// ```no_run
-/// # // The formats live in swalp-formats, which this doctest does not link.
+/// ```
 /// use swalp_core::{Quantizer, QuantRng};
+/// # use swalp_formats as _;
 /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6, rounding = "stochastic" }"#.parse()?;
-/// let x = tch::Tensor::from_slice(&[0.1f32, -0.7, 3.0]);
+/// let x = swalp_core::tch::Tensor::from_slice(&[0.1f32, -0.7, 3.0]);
 /// let y = q.quantize(&x, &mut QuantRng::new(0))?;
-/// # Ok::<(), swalp_core::Error>(())
+/// let y = Vec::<f32>::try_from(&y)?;
+/// assert!(y.iter().all(|v| (v * 64.0).fract() == 0.0)); // multiples of 2^-6
+/// assert_eq!(y[2], 127.0 / 64.0); // saturated
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Quantizer {
@@ -41,6 +44,14 @@ pub struct Quantizer {
 
 impl Quantizer {
     /// A quantizer for `format` with `rounding`, no scale, automatic backend.
+    ///
+    /// ```
+    /// use swalp_core::{Backend, Quantizer, Rounding};
+    /// let fixed = swalp_formats::FixedPoint::new(8, 6, true, false)?;
+    /// let q = Quantizer::new(Box::new(fixed), Rounding::NearestEven);
+    /// assert_eq!((q.scale(), q.backend()), (None, Backend::Auto));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(format: Box<dyn NumberFormat>, rounding: Rounding) -> Self {
         Quantizer {
             format,
@@ -51,6 +62,16 @@ impl Quantizer {
     }
 
     /// Builds a quantizer from a spec table through the format registry.
+    ///
+    /// ```
+    /// use swalp_core::{spec::parse_table, Quantizer, Rounding, SpecError};
+    /// # use swalp_formats as _;
+    /// let q = Quantizer::from_spec(&parse_table(r#"format = "fixed", wl = 8, fl = 6"#)?)?;
+    /// assert_eq!(q.rounding(), Rounding::NearestEven);
+    /// let no_format = parse_table("wl = 8")?;
+    /// assert_eq!(Quantizer::from_spec(&no_format).unwrap_err(), SpecError::MissingFormat);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_spec(spec: &toml::Table) -> Result<Self, SpecError> {
         let format = crate::registry::build_format(spec)?;
         let rounding = match spec.get("rounding") {
@@ -75,45 +96,116 @@ impl Quantizer {
     }
 
     /// Returns this quantizer with another rounding mode.
+    ///
+    /// ```
+    /// use swalp_core::{Quantizer, Rounding};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let q = q.with_rounding(Rounding::STOCHASTIC);
+    /// assert_eq!(q.rounding(), Rounding::Stochastic { bits: 32 });
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_rounding(mut self, rounding: Rounding) -> Self {
         self.rounding = rounding;
         self
     }
 
     /// Returns this quantizer with a scale: values are rounded as `Q(x·s)/s`.
+    ///
+    /// ```
+    /// use swalp_core::{tch::Tensor, QuantRng, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let q = q.with_scale(4.0); // a grid of 2^-8 instead of 2^-6
+    /// let y = q.quantize(&Tensor::from_slice(&[0.3f32]), &mut QuantRng::new(0))?;
+    /// assert_eq!(Vec::<f32>::try_from(&y)?, [77.0 / 256.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_scale(mut self, scale: f64) -> Self {
         self.scale = Some(scale);
         self
     }
 
     /// Returns this quantizer with a fixed backend.
+    ///
+    /// ```
+    /// use swalp_core::{Backend, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let q = q.with_backend(Backend::Tensor);
+    /// assert_eq!(q.spec()["backend"].as_str(), Some("tensor"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
         self
     }
 
     /// The number format.
+    ///
+    /// ```
+    /// use swalp_core::Quantizer;
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// assert_eq!((q.format().name(), q.format().bits_per_value()), ("fixed", 8.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn format(&self) -> &dyn NumberFormat {
         self.format.as_ref()
     }
 
     /// The rounding mode.
+    ///
+    /// ```
+    /// use swalp_core::{Quantizer, Rounding};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6, rounding = "toward-zero" }"#.parse()?;
+    /// assert_eq!(q.rounding(), Rounding::TowardZero);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rounding(&self) -> Rounding {
         self.rounding
     }
 
     /// The scale, if any.
+    ///
+    /// ```
+    /// use swalp_core::Quantizer;
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6, scale = 128 }"#.parse()?;
+    /// assert_eq!(q.scale(), Some(128.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn scale(&self) -> Option<f64> {
         self.scale
     }
 
     /// The backend.
+    ///
+    /// ```
+    /// use swalp_core::{Backend, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6, backend = "native" }"#.parse()?;
+    /// assert_eq!(q.backend(), Backend::Native);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
     /// Rounds `x`; the result has `x`'s shape, dtype and device and is
     /// detached from autograd.
+    ///
+    /// ```
+    /// use swalp_core::{tch::{Kind, Tensor}, QuantRng, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let x = Tensor::from_slice(&[0.3f64, 5.0]).set_requires_grad(true);
+    /// let y = q.quantize(&x, &mut QuantRng::new(0))?;
+    /// assert_eq!((y.kind(), y.requires_grad()), (Kind::Double, false));
+    /// assert_eq!(Vec::<f64>::try_from(&y)?, [0.296875, 127.0 / 64.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn quantize(&self, x: &Tensor, rng: &mut QuantRng) -> Result<Tensor> {
         let run = |t: &Tensor, rng: &mut QuantRng| {
             crate::kernel::quantize(self.format.as_ref(), t, self.rounding, rng, self.backend)
@@ -124,8 +216,50 @@ impl Quantizer {
         }
     }
 
+    /// Rounds `x` into `out` (same shape): `out` ends up equal to
+    /// `out.copy_(quantize(x))`, drawing the same random numbers, but the
+    /// native kernel writes straight into a contiguous `f32` CPU `out` (see
+    /// [`kernel::quantize_into`](crate::kernel::quantize_into)).
+    ///
+    /// ```
+    /// use swalp_core::{tch::Tensor, QuantRng, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let mut out = Tensor::from_slice(&[0.0f32; 2]);
+    /// q.quantize_into(&Tensor::from_slice(&[0.3f32, -3.0]), &mut out, &mut QuantRng::new(0))?;
+    /// assert_eq!(Vec::<f32>::try_from(&out)?, [0.296875, -2.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn quantize_into(&self, x: &Tensor, out: &mut Tensor, rng: &mut QuantRng) -> Result<()> {
+        match self.scale {
+            None => crate::kernel::quantize_into(
+                self.format.as_ref(),
+                x,
+                out,
+                self.rounding,
+                rng,
+                self.backend,
+            ),
+            Some(_) => {
+                let y = self.quantize(x, rng)?;
+                out.f_copy_(&y)?;
+                Ok(())
+            }
+        }
+    }
+
     /// The full spec table; [`from_spec`](Self::from_spec) rebuilds an equal
     /// quantizer from it.
+    ///
+    /// ```
+    /// use swalp_core::Quantizer;
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6, scale = 2.0 }"#.parse()?;
+    /// let spec = q.spec();
+    /// assert_eq!(spec["rounding"].as_str(), Some("nearest-even"));
+    /// assert_eq!(Quantizer::from_spec(&spec)?.to_string(), q.to_string());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spec(&self) -> toml::Table {
         let mut t = toml::Table::new();
         t.insert("format".into(), self.format.name().into());
@@ -201,11 +335,24 @@ pub struct QuantPair {
 
 impl QuantPair {
     /// A pair from its two halves.
+    ///
+    /// ```
+    /// use swalp_core::{QuantPair, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let pair = QuantPair::new(Some(q), None);
+    /// assert!(pair.forward.is_some() && !pair.is_identity());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(forward: Option<Quantizer>, backward: Option<Quantizer>) -> Self {
         QuantPair { forward, backward }
     }
 
     /// True when neither direction is quantized.
+    ///
+    /// ```
+    /// assert!(swalp_core::QuantPair::new(None, None).is_identity());
+    /// ```
     pub fn is_identity(&self) -> bool {
         self.forward.is_none() && self.backward.is_none()
     }

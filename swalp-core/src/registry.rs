@@ -20,6 +20,8 @@ use crate::spec::{ParamInfo, Params, QUANTIZER_KEYS};
 /// // swalp_core::register_format!(FormatFactory {
 /// //     name: "myfmt", summary: "...", params: &[], build,
 /// // });
+/// let factory = FormatFactory { name: "myfmt", summary: "my format", params: &[], build };
+/// assert_eq!(factory.name, "myfmt");
 /// ```
 #[derive(Debug)]
 pub struct FormatFactory {
@@ -54,6 +56,14 @@ macro_rules! register_format {
 }
 
 /// Every registered factory, sorted by name.
+///
+/// ```
+/// use swalp_core::registry;
+/// # use swalp_formats as _;
+/// let names: Vec<&str> = registry::formats().iter().map(|f| f.name).collect();
+/// assert!(names.contains(&"fixed") && names.contains(&"fp16"));
+/// assert!(names.windows(2).all(|w| w[0] <= w[1]));
+/// ```
 pub fn formats() -> Vec<&'static FormatFactory> {
     let mut all: Vec<&'static FormatFactory> =
         inventory::iter::<FormatFactory>.into_iter().collect();
@@ -62,6 +72,14 @@ pub fn formats() -> Vec<&'static FormatFactory> {
 }
 
 /// The factory registered under `name`.
+///
+/// ```
+/// use swalp_core::{registry, SpecError};
+/// # use swalp_formats as _;
+/// assert_eq!(registry::find("fixed")?.name, "fixed");
+/// assert!(matches!(registry::find("fixd"), Err(SpecError::UnknownFormat { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn find(name: &str) -> Result<&'static FormatFactory, SpecError> {
     let all = formats();
     let mut matches = all.iter().filter(|f| f.name == name);
@@ -77,6 +95,14 @@ pub fn find(name: &str) -> Result<&'static FormatFactory, SpecError> {
 
 /// Builds a format from a spec table holding `format` and the format's own
 /// keys. Quantizer keys (`rounding`, `scale`, `backend`) are ignored here.
+///
+/// ```
+/// use swalp_core::{registry::build_format, spec::parse_table};
+/// # use swalp_formats as _;
+/// let spec = parse_table(r#"format = "float", exp = 5, man = 2, rounding = "stochastic""#)?;
+/// assert_eq!(build_format(&spec)?.bits_per_value(), 8.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn build_format(spec: &toml::Table) -> Result<Box<dyn NumberFormat>, SpecError> {
     let name = match spec.get("format") {
         None => return Err(SpecError::MissingFormat),

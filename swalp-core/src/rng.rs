@@ -18,7 +18,7 @@ const MUL1: u32 = 0x7feb_352d;
 const MUL2: u32 = 0x846c_a68b;
 const GOLDEN: u32 = 0x9E37_79B9;
 
-#[inline]
+#[inline(always)]
 fn mix32(mut x: u32) -> u32 {
     x ^= x >> 16;
     x = x.wrapping_mul(MUL1);
@@ -73,9 +73,27 @@ impl RandomStream {
     /// The uniform 32-bit draw for element `index`.
     #[inline]
     pub fn bits(&self, index: u64) -> u32 {
-        let lo = index as u32;
+        self.segment(index).bits(index as u32)
+    }
+
+    /// The draws of the `2^32` elements whose indices share `index`'s high
+    /// 32 bits, for loops that step the low 32 bits only (native kernels
+    /// split their work at multiples of `2^k` that never straddle such a
+    /// segment): `segment(i).bits(i as u32) == bits(i)`.
+    ///
+    /// ```
+    /// use swalp_core::QuantRng;
+    /// let s = QuantRng::new(5).next_stream();
+    /// let i = (3u64 << 32) + 17;
+    /// assert_eq!(s.segment(i).bits(i as u32), s.bits(i));
+    /// ```
+    #[inline]
+    pub fn segment(&self, index: u64) -> StreamSegment {
         let hi = (index >> 32) as u32;
-        mix32(mix32(lo ^ self.key0) ^ self.key1 ^ hi.wrapping_mul(GOLDEN))
+        StreamSegment {
+            key0: self.key0,
+            key1: self.key1 ^ hi.wrapping_mul(GOLDEN),
+        }
     }
 
     /// The draws for elements `0..numel` laid out in `shape` (row-major), as an
@@ -91,6 +109,23 @@ impl RandomStream {
             inner = inner.bitwise_xor_tensor(&(hi * i64::from(GOLDEN)).bitwise_and(MASK32));
         }
         mix32_tensor(inner).view(shape)
+    }
+}
+
+/// The draws of one `2^32`-element segment of a [`RandomStream`]; see
+/// [`RandomStream::segment`]. The default segment (zero keys) stands in
+/// where no draws are used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamSegment {
+    key0: u32,
+    key1: u32,
+}
+
+impl StreamSegment {
+    /// The draw of the element whose low 32 index bits are `lo`.
+    #[inline(always)]
+    pub fn bits(&self, lo: u32) -> u32 {
+        mix32(mix32(lo ^ self.key0) ^ self.key1)
     }
 }
 

@@ -51,6 +51,15 @@ pub enum LrSchedule {
 impl LrSchedule {
     /// The learning rate at (possibly fractional) epoch `epoch`, counted from
     /// 0. Per-step schedules pass `epoch + step / steps_per_epoch`.
+    ///
+    /// ```
+    /// use swalp_core::schedule::LrSchedule;
+    /// let step = LrSchedule::Step { lr: 1.0, milestones: vec![10.0, 20.0], gamma: 0.5 };
+    /// assert_eq!(step.lr_at(9.5), 1.0);
+    /// assert_eq!(step.lr_at(20.0), 0.25);
+    /// let cosine = LrSchedule::Cosine { lr: 1.0, min_lr: 0.0, epochs: 10.0 };
+    /// assert!((cosine.lr_at(5.0) - 0.5).abs() < 1e-12);
+    /// ```
     pub fn lr_at(&self, epoch: f64) -> f64 {
         match self {
             LrSchedule::Constant { lr } => *lr,

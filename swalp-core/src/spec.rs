@@ -30,6 +30,12 @@ pub struct ParamInfo {
 
 impl ParamInfo {
     /// A parameter the spec must give.
+    ///
+    /// ```
+    /// use swalp_core::ParamInfo;
+    /// let wl = ParamInfo::required("wl", "integer", "2..=24", "word length in bits");
+    /// assert!(wl.required && wl.default.is_none());
+    /// ```
     pub const fn required(
         name: &'static str,
         kind: &'static str,
@@ -48,6 +54,12 @@ impl ParamInfo {
 
     /// An optional parameter whose absence means something the help text
     /// describes (no fixed default value).
+    ///
+    /// ```
+    /// use swalp_core::ParamInfo;
+    /// let scale = ParamInfo::optional_without_default("scale", "float", "> 0", "absent: no scaling");
+    /// assert!(!scale.required && scale.default.is_none());
+    /// ```
     pub const fn optional_without_default(
         name: &'static str,
         kind: &'static str,
@@ -65,6 +77,12 @@ impl ParamInfo {
     }
 
     /// A parameter with a default (TOML text such as `8` or `"ieee"`).
+    ///
+    /// ```
+    /// use swalp_core::ParamInfo;
+    /// let clamp = ParamInfo::optional("clamp", "boolean", "true", "true | false", "saturate");
+    /// assert_eq!((clamp.required, clamp.default), (false, Some("true")));
+    /// ```
     pub const fn optional(
         name: &'static str,
         kind: &'static str,
@@ -111,10 +129,21 @@ pub struct Params<'a> {
 }
 
 /// Spec keys every quantizer accepts besides the format's own.
+///
+/// ```
+/// use swalp_core::spec::QUANTIZER_KEYS;
+/// assert!(QUANTIZER_KEYS.contains(&"rounding"));
+/// ```
 pub const QUANTIZER_KEYS: [&str; 4] = ["format", "rounding", "scale", "backend"];
 
 /// The keys every quantizer accepts besides `format` and the format's own,
 /// as listed by `swalp-cli formats`.
+///
+/// ```
+/// use swalp_core::spec::{QUANTIZER_KEYS, QUANTIZER_PARAMS};
+/// let names: Vec<&str> = QUANTIZER_PARAMS.iter().map(|p| p.name).collect();
+/// assert_eq!(names, QUANTIZER_KEYS[1..]);
+/// ```
 pub const QUANTIZER_PARAMS: [ParamInfo; 3] = [
     ParamInfo::optional(
         "rounding",
@@ -141,6 +170,14 @@ pub const QUANTIZER_PARAMS: [ParamInfo; 3] = [
 impl<'a> Params<'a> {
     /// Wraps `table` (the spec without `format`, `rounding`, `scale` and
     /// `backend`) for the format named `format` declaring `declared`.
+    ///
+    /// ```
+    /// use swalp_core::Params;
+    /// let table: toml::Table = toml::from_str("wl = 8")?;
+    /// let mut p = Params::new("fixed", &table, &[]);
+    /// assert_eq!(p.int("wl", 1..=24)?, 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(format: &'a str, table: &'a toml::Table, declared: &'a [ParamInfo]) -> Self {
         Params {
             format,
@@ -151,18 +188,42 @@ impl<'a> Params<'a> {
     }
 
     /// Name of the format being built.
+    ///
+    /// ```
+    /// let table = toml::Table::new();
+    /// assert_eq!(swalp_core::Params::new("fixed", &table, &[]).format(), "fixed");
+    /// ```
     pub fn format(&self) -> &str {
         self.format
     }
 
     /// The raw value of `key`, if present, for parameters with a structured
     /// syntax; marks the key as read.
+    ///
+    /// ```
+    /// use swalp_core::Params;
+    /// let table: toml::Table = toml::from_str("block = { dim = 0 }")?;
+    /// let mut p = Params::new("bfp", &table, &[]);
+    /// let block = p.raw("block").and_then(|v| v.as_table()).unwrap();
+    /// assert_eq!(block["dim"].as_integer(), Some(0));
+    /// p.finish()?; // `block` was read
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn raw(&mut self, key: &'a str) -> Option<&'a toml::Value> {
         self.read.push(key);
         self.table.get(key)
     }
 
     /// A required integer in `range`.
+    ///
+    /// ```
+    /// use swalp_core::{Params, SpecError};
+    /// let table: toml::Table = toml::from_str("wl = 30")?;
+    /// let mut p = Params::new("fixed", &table, &[]);
+    /// assert!(p.int("wl", 1..=24).is_err()); // out of range
+    /// assert!(matches!(p.int("fl", 0..=24), Err(SpecError::MissingKey { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn int(&mut self, key: &'a str, range: RangeInclusive<i64>) -> Result<i64, SpecError> {
         match self.raw(key) {
             None => Err(SpecError::MissingKey {
@@ -175,6 +236,13 @@ impl<'a> Params<'a> {
     }
 
     /// An optional integer in `range`.
+    ///
+    /// ```
+    /// let table = toml::Table::new();
+    /// let mut p = swalp_core::Params::new("bfp", &table, &[]);
+    /// assert_eq!(p.int_or("wl", 8, 2..=24)?, 8);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn int_or(
         &mut self,
         key: &'a str,
@@ -188,6 +256,15 @@ impl<'a> Params<'a> {
     }
 
     /// An optional boolean.
+    ///
+    /// ```
+    /// use swalp_core::Params;
+    /// let table: toml::Table = toml::from_str("clamp = 1")?;
+    /// let mut p = Params::new("fixed", &table, &[]);
+    /// assert!(p.bool_or("clamp", true).is_err()); // 1 is not a boolean
+    /// assert!(!p.bool_or("symmetric", false)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn bool_or(&mut self, key: &'a str, default: bool) -> Result<bool, SpecError> {
         match self.raw(key) {
             None => Ok(default),
@@ -197,6 +274,15 @@ impl<'a> Params<'a> {
     }
 
     /// An optional string that must be one of `allowed`.
+    ///
+    /// ```
+    /// use swalp_core::Params;
+    /// let table: toml::Table = toml::from_str(r#"specials = "none""#)?;
+    /// let mut p = Params::new("float", &table, &[]);
+    /// assert_eq!(p.choice_or("specials", "ieee", &["ieee", "none"])?, "none");
+    /// assert_eq!(p.choice_or("overflow", "saturate", &["saturate", "nan"])?, "saturate");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn choice_or(
         &mut self,
         key: &'a str,
@@ -224,11 +310,29 @@ impl<'a> Params<'a> {
     /// Rejects keys that the format does not declare; called before the
     /// factory runs, so a misspelt key is reported rather than the required
     /// key it was meant to be.
+    ///
+    /// ```
+    /// use swalp_core::{ParamInfo, Params};
+    /// const DECLARED: &[ParamInfo] = &[ParamInfo::required("wl", "integer", "1..=24", "word length")];
+    /// let table: toml::Table = toml::from_str("wll = 8")?;
+    /// let err = Params::new("fixed", &table, DECLARED).check_declared().unwrap_err();
+    /// assert!(err.to_string().contains("did you mean `wl`"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn check_declared(&self) -> Result<(), SpecError> {
         self.reject(|k| self.declared.iter().any(|p| p.name == k))
     }
 
     /// Rejects keys that no getter read.
+    ///
+    /// ```
+    /// use swalp_core::Params;
+    /// let table: toml::Table = toml::from_str("wl = 8\nfl = 6")?;
+    /// let mut p = Params::new("fixed", &table, &[]);
+    /// p.int("wl", 1..=24)?;
+    /// assert!(p.finish().is_err()); // no getter read `fl`
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn finish(self) -> Result<(), SpecError> {
         self.reject(|k| self.read.contains(&k))
     }
@@ -252,6 +356,11 @@ impl<'a> Params<'a> {
 }
 
 /// An [`SpecError::InvalidValue`] for `key`.
+///
+/// ```
+/// let err = swalp_core::spec::invalid("wl", &toml::Value::Integer(99), "an integer in 2..=24");
+/// assert_eq!(err.to_string(), "invalid value 99 for `wl`: expected an integer in 2..=24");
+/// ```
 pub fn invalid(key: &str, value: &toml::Value, allowed: &str) -> SpecError {
     SpecError::InvalidValue {
         key: key.into(),
@@ -261,6 +370,12 @@ pub fn invalid(key: &str, value: &toml::Value, allowed: &str) -> SpecError {
 }
 
 /// Checks that `value` is an integer in `range`.
+///
+/// ```
+/// use swalp_core::spec::int_in;
+/// assert_eq!(int_in("wl", &toml::Value::Integer(8), 2..=24), Ok(8));
+/// assert!(int_in("wl", &toml::Value::Integer(30), 2..=24).is_err());
+/// ```
 pub fn int_in(
     key: &str,
     value: &toml::Value,

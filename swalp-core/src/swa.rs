@@ -8,6 +8,12 @@ use crate::hook::SharedRng;
 use crate::quantizer::Quantizer;
 
 /// When averaging starts and how often it samples.
+///
+/// ```
+/// use swalp_core::swa::SwaEvery;
+/// let every = SwaEvery::Epochs(1);
+/// assert_ne!(every, SwaEvery::Steps(1));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SwaEvery {
     /// After every `n`-th epoch, counting from the start epoch.
@@ -42,6 +48,14 @@ pub struct Swa {
 
 impl Swa {
     /// An empty average shaped like `params` (name, tensor).
+    ///
+    /// ```
+    /// use swalp_core::{swa::Swa, tch::Tensor};
+    /// let swa = Swa::new(&[("w".to_string(), Tensor::from_slice(&[1.0f32, 2.0]))]);
+    /// assert_eq!(swa.count(), 0);
+    /// assert_eq!(Vec::<f32>::try_from(&swa.average()[0].1)?, [0.0, 0.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(params: &[(String, Tensor)]) -> Self {
         let mut average: Vec<(String, Tensor)> = params
             .iter()
@@ -56,23 +70,58 @@ impl Swa {
     }
 
     /// Returns this average rounded with `quantizer` after every update.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, swa::Swa, tch::Tensor, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let w = [("w".to_string(), Tensor::from_slice(&[0.3f32]))];
+    /// let mut swa = Swa::new(&w).with_quantizer(Some(q));
+    /// swa.update(&w, &shared_rng(0))?;
+    /// assert_eq!(Vec::<f32>::try_from(&swa.average()[0].1)?, [0.296875]); // 19/64
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_quantizer(mut self, quantizer: Option<Quantizer>) -> Self {
         self.quantizer = quantizer;
         self
     }
 
     /// How many models have been averaged.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, swa::Swa, tch::Tensor};
+    /// let w = [("w".to_string(), Tensor::from_slice(&[1.0f32]))];
+    /// let mut swa = Swa::new(&w);
+    /// swa.update(&w, &shared_rng(0))?;
+    /// assert_eq!(swa.count(), 1);
+    /// # Ok::<(), swalp_core::Error>(())
+    /// ```
     pub fn count(&self) -> u64 {
         self.count
     }
 
     /// The averaged tensors by name, ordered by name.
+    ///
+    /// ```
+    /// use swalp_core::{swa::Swa, tch::Tensor};
+    /// let zero = || Tensor::from_slice(&[0.0f32]);
+    /// let swa = Swa::new(&[("b".to_string(), zero()), ("a".to_string(), zero())]);
+    /// let names: Vec<&str> = swa.average().iter().map(|(n, _)| n.as_str()).collect();
+    /// assert_eq!(names, ["a", "b"]);
+    /// ```
     pub fn average(&self) -> &[(String, Tensor)] {
         &self.average
     }
 
     /// Adds `params` (same names and shapes as at construction) to the
     /// average.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, swa::Swa, tch::Tensor};
+    /// let mut swa = Swa::new(&[("w".to_string(), Tensor::from_slice(&[1.0f32]))]);
+    /// // Every parameter of the average must be given.
+    /// assert!(swa.update(&[], &shared_rng(0)).unwrap_err().is_usage());
+    /// ```
     pub fn update(&mut self, params: &[(String, Tensor)], rng: &SharedRng) -> Result<()> {
         let _guard = tch::no_grad_guard();
         let n = self.count as f64;
@@ -96,6 +145,18 @@ impl Swa {
     /// Copies the average into `vs`'s variables of the same names (the
     /// averaged model's weights). BatchNorm statistics are not touched; see
     /// [`recompute_batchnorm`].
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, swa::Swa};
+    /// use swalp_core::tch::{nn::VarStore, Device, Tensor};
+    /// let vs = VarStore::new(Device::Cpu);
+    /// let w = vs.root().zeros("w", &[2]);
+    /// let mut swa = Swa::new(&[("w".to_string(), w.shallow_clone())]);
+    /// swa.update(&[("w".to_string(), Tensor::from_slice(&[1.0f32, 3.0]))], &shared_rng(0))?;
+    /// swa.copy_to(&vs)?;
+    /// assert_eq!(Vec::<f32>::try_from(&w.detach())?, [1.0, 3.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn copy_to(&self, vs: &VarStore) -> Result<()> {
         let _guard = tch::no_grad_guard();
         let mut variables = vs.variables();
@@ -111,6 +172,18 @@ impl Swa {
     }
 
     /// Restores a saved average and count.
+    ///
+    /// ```
+    /// use swalp_core::{swa::Swa, tch::Tensor};
+    /// let mut swa = Swa::new(&[("w".to_string(), Tensor::from_slice(&[0.0f32]))]);
+    /// swa.load(vec![("w".to_string(), Tensor::from_slice(&[2.5f32]))], 4)?;
+    /// assert_eq!(swa.count(), 4);
+    /// assert_eq!(Vec::<f32>::try_from(&swa.average()[0].1)?, [2.5]);
+    /// // A saved average of another shape is refused.
+    /// let other = vec![("w".to_string(), Tensor::from_slice(&[1.0f32, 2.0]))];
+    /// assert!(swa.load(other, 1).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load(&mut self, average: Vec<(String, Tensor)>, count: u64) -> Result<()> {
         for (name, avg) in &mut self.average {
             let saved = average
@@ -140,6 +213,20 @@ impl Swa {
 /// were built with (`momentum`, tch's default 0.1): each batch's statistics
 /// are read back as `running / momentum` from running buffers reset to zero.
 /// Buffers are recognised by their names, `running_mean` and `running_var`.
+///
+/// ```
+/// use swalp_core::swa::recompute_batchnorm;
+/// use swalp_core::tch::{nn, nn::ModuleT, Device, Tensor};
+/// let vs = nn::VarStore::new(Device::Cpu);
+/// let bn = nn::batch_norm1d(vs.root() / "bn", 2, Default::default());
+/// let batch = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2]);
+/// recompute_batchnorm(&vs, 0.1, [batch], |x| {
+///     let _ = bn.forward_t(x, true);
+/// })?;
+/// let mean = Vec::<f32>::try_from(&bn.running_mean)?;
+/// assert!((mean[0] - 2.0).abs() < 1e-5 && (mean[1] - 3.0).abs() < 1e-5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn recompute_batchnorm<I, F>(
     vs: &VarStore,
     momentum: f64,

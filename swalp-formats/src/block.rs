@@ -230,6 +230,7 @@ impl BlockFloat {
 pub struct BlockLayout {
     terms: Vec<Term>,
     num_blocks: usize,
+    numel: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,12 +285,86 @@ impl BlockLayout {
         Ok(BlockLayout {
             terms,
             num_blocks: weight,
+            numel: shape.iter().product(),
         })
     }
 
     /// Number of blocks.
     pub fn num_blocks(&self) -> usize {
         self.num_blocks
+    }
+
+    /// The end of the run of consecutive elements that share `index`'s
+    /// block: the first index after `index` in another block (possibly past
+    /// the tensor's end; `usize::MAX` for a single block).
+    ///
+    /// ```
+    /// use swalp_formats::{block::BlockLayout, Block};
+    /// let l = BlockLayout::new(&Block::Chunks { size: 2, dim: 1 }, &[2, 3]).unwrap();
+    /// assert_eq!((0..6).map(|i| l.run_end(i)).collect::<Vec<_>>(), [2, 2, 3, 5, 5, 6]);
+    /// ```
+    #[inline]
+    pub fn run_end(&self, index: usize) -> usize {
+        match self.terms.first() {
+            None => usize::MAX,
+            Some(t) => {
+                // Outer separating dimensions change only at multiples of
+                // stride * size of the innermost one.
+                let line = index / t.stride;
+                let p = line % t.size;
+                let next = ((p / t.chunk + 1) * t.chunk).min(t.size);
+                (line - p + next) * t.stride
+            }
+        }
+    }
+
+    /// The start of the run of consecutive elements that share `index`'s
+    /// block (see [`run_end`](Self::run_end)).
+    #[inline]
+    pub fn run_start(&self, index: usize) -> usize {
+        match self.terms.first() {
+            None => 0,
+            Some(t) => {
+                let line = index / t.stride;
+                let p = line % t.size;
+                (line - p + p / t.chunk * t.chunk) * t.stride
+            }
+        }
+    }
+
+    /// Whether every block is a single run of consecutive elements (the
+    /// blocks are separated by leading dimensions only, the innermost of
+    /// them possibly in chunks), so a kernel can find a block's maximum
+    /// and round it in one visit. False for a single block.
+    ///
+    /// ```
+    /// use swalp_formats::{block::BlockLayout, Block};
+    /// assert!(BlockLayout::new(&Block::Dims(vec![0]), &[4, 3, 2]).unwrap().blocks_are_runs());
+    /// assert!(BlockLayout::new(&Block::Dims(vec![0, 1]), &[4, 3, 2]).unwrap().blocks_are_runs());
+    /// assert!(!BlockLayout::new(&Block::Dims(vec![1]), &[4, 3, 2]).unwrap().blocks_are_runs());
+    /// assert!(!BlockLayout::new(&Block::Dims(vec![0, 2]), &[4, 3, 2]).unwrap().blocks_are_runs());
+    /// ```
+    pub fn blocks_are_runs(&self) -> bool {
+        let Some(outer) = self.terms.last() else {
+            return false;
+        };
+        // Adjacent dimensions from the innermost separating one outwards,
+        // the outermost being dimension 0 (dimensions of size 1 between
+        // them change nothing), and chunks only in the innermost.
+        let adjacent = self
+            .terms
+            .windows(2)
+            .all(|w| w[1].stride == w[0].stride * w[0].size && w[1].chunk == 1);
+        adjacent && outer.stride * outer.size == self.numel
+    }
+
+    /// The length of a full run of consecutive elements sharing a block
+    /// (see [`run_end`](Self::run_end)); `usize::MAX` for a single block.
+    pub fn typical_run(&self) -> usize {
+        match self.terms.first() {
+            None => usize::MAX,
+            Some(t) => t.stride.saturating_mul(t.chunk.min(t.size)),
+        }
     }
 
     /// The block of the element at row-major `index`.

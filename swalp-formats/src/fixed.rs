@@ -34,11 +34,24 @@ pub struct FixedPoint {
 
 /// Word lengths allowed: values are carried in `f32`, whose significand holds
 /// 24 bits.
+///
+/// ```
+/// use swalp_formats::{fixed::WL_RANGE, FixedPoint};
+/// assert_eq!(WL_RANGE, 2..=24);
+/// assert!(FixedPoint::new(25, 0, true, false).is_err());
+/// ```
 pub const WL_RANGE: std::ops::RangeInclusive<i64> = 2..=24;
 
 impl FixedPoint {
     /// A fixed-point format; fails when the values would not be exactly
     /// representable in `f32`.
+    ///
+    /// ```
+    /// use swalp_formats::FixedPoint;
+    /// assert!(FixedPoint::new(8, 6, true, false).is_ok());
+    /// // A step of 2^-150 is below f32's smallest subnormal.
+    /// assert!(FixedPoint::new(8, 150, true, false).is_err());
+    /// ```
     pub fn new(wl: u32, fl: i32, clamp: bool, symmetric: bool) -> Result<Self, SpecError> {
         let bad = |key: &str, value: i64, allowed: String| SpecError::InvalidValue {
             key: key.into(),
@@ -69,31 +82,63 @@ impl FixedPoint {
     }
 
     /// Word length in bits.
+    ///
+    /// ```
+    /// assert_eq!(swalp_formats::FixedPoint::new(8, 6, true, false)?.wl(), 8);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn wl(&self) -> u32 {
         self.wl
     }
 
     /// Fractional bits.
+    ///
+    /// ```
+    /// assert_eq!(swalp_formats::FixedPoint::new(4, -2, true, false)?.fl(), -2);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn fl(&self) -> i32 {
         self.fl
     }
 
     /// Whether out-of-range values saturate.
+    ///
+    /// ```
+    /// assert!(!swalp_formats::FixedPoint::new(8, 6, false, false)?.clamps());
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn clamps(&self) -> bool {
         self.clamp
     }
 
     /// Whether the most negative integer is excluded.
+    ///
+    /// ```
+    /// assert!(swalp_formats::FixedPoint::new(8, 6, true, true)?.is_symmetric());
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn is_symmetric(&self) -> bool {
         self.symmetric
     }
 
     /// The spacing `2^-fl` between neighbouring values.
+    ///
+    /// ```
+    /// assert_eq!(swalp_formats::FixedPoint::new(4, -2, true, false)?.step(), 4.0);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn step(&self) -> f64 {
         pow2(-self.fl)
     }
 
     /// The range of the integer `i`, as `(lowest, highest)`.
+    ///
+    /// ```
+    /// use swalp_formats::FixedPoint;
+    /// assert_eq!(FixedPoint::new(8, 6, true, false)?.int_range(), (-128.0, 127.0));
+    /// assert_eq!(FixedPoint::new(8, 6, true, true)?.int_range(), (-127.0, 127.0));
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn int_range(&self) -> (f64, f64) {
         let half = pow2(self.wl as i32 - 1);
         let low = if self.symmetric { 1.0 - half } else { -half };
@@ -101,11 +146,21 @@ impl FixedPoint {
     }
 
     /// The most negative value.
+    ///
+    /// ```
+    /// assert_eq!(swalp_formats::FixedPoint::new(8, 6, true, true)?.min(), -127.0 / 64.0);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn min(&self) -> f64 {
         self.int_range().0 * self.step()
     }
 
     /// The largest value.
+    ///
+    /// ```
+    /// assert_eq!(swalp_formats::FixedPoint::new(4, 0, true, false)?.max(), 7.0);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn max(&self) -> f64 {
         self.int_range().1 * self.step()
     }

@@ -8,6 +8,15 @@ use swalp_core::{
 use crate::kernels::{native, tensor};
 
 /// What the top exponent encodes.
+///
+/// ```
+/// use swalp_formats::{FloatFormat, Overflow, Specials};
+/// // IEEE reserves the top exponent; without specials it holds normal numbers.
+/// let fp16 = FloatFormat::new(5, 10, true, Specials::Ieee, Overflow::Infinity)?;
+/// let all_normal = FloatFormat::new(5, 10, true, Specials::None, Overflow::Saturate)?;
+/// assert_eq!((fp16.emax(), all_normal.emax()), (15, 16));
+/// # Ok::<(), swalp_core::SpecError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Specials {
     /// IEEE 754: the top exponent is reserved for infinities and NaN.
@@ -22,6 +31,16 @@ pub enum Specials {
 }
 
 /// What a finite value beyond the largest finite value becomes.
+///
+/// ```
+/// use swalp_core::Rounding;
+/// use swalp_formats::{FloatFormat, Overflow, Specials};
+/// let e5m2 = FloatFormat::new(5, 2, true, Specials::Ieee, Overflow::Saturate)?;
+/// assert_eq!(e5m2.overflow_value(false, Rounding::NearestEven), 57344.0);
+/// let e5m2 = FloatFormat::new(5, 2, true, Specials::Ieee, Overflow::Infinity)?;
+/// assert_eq!(e5m2.overflow_value(false, Rounding::NearestEven), f64::INFINITY);
+/// # Ok::<(), swalp_core::SpecError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Overflow {
     /// The largest finite value of the same sign.
@@ -70,6 +89,13 @@ pub struct FloatFormat {
 impl FloatFormat {
     /// A floating-point format; fails on combinations that have no normal
     /// numbers or an overflow behaviour the encoding cannot express.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// assert!(FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Saturate).is_ok());
+    /// // Only IEEE specials have infinities to overflow to.
+    /// assert!(FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Infinity).is_err());
+    /// ```
     pub fn new(
         exp: u32,
         man: u32,
@@ -126,41 +152,99 @@ impl FloatFormat {
     }
 
     /// Exponent bits.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let bf16 = FloatFormat::new(8, 7, true, Specials::Ieee, Overflow::Infinity)?;
+    /// assert_eq!(bf16.exp_bits(), 8);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn exp_bits(&self) -> u32 {
         self.exp
     }
 
     /// Mantissa (fraction) bits.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let bf16 = FloatFormat::new(8, 7, true, Specials::Ieee, Overflow::Infinity)?;
+    /// assert_eq!(bf16.man_bits(), 7);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn man_bits(&self) -> u32 {
         self.man
     }
 
     /// Whether subnormal values exist.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let flushing = FloatFormat::new(5, 2, false, Specials::Ieee, Overflow::Infinity)?;
+    /// assert!(!flushing.has_subnormals());
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn has_subnormals(&self) -> bool {
         self.subnormals
     }
 
     /// The special-value encoding.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let e4m3 = FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Saturate)?;
+    /// assert_eq!(e4m3.specials(), Specials::Fn);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn specials(&self) -> Specials {
         self.specials
     }
 
     /// The overflow behaviour.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let e4m3 = FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Nan)?;
+    /// assert_eq!(e4m3.overflow(), Overflow::Nan);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn overflow(&self) -> Overflow {
         self.overflow
     }
 
     /// The exponent bias.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let fp16 = FloatFormat::new(5, 10, true, Specials::Ieee, Overflow::Infinity)?;
+    /// let e4m3 = FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Saturate)?;
+    /// assert_eq!((fp16.bias(), e4m3.bias()), (15, 7));
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn bias(&self) -> i32 {
         (1 << (self.exp - 1)) - 1
     }
 
     /// The exponent of the smallest normal binade.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let fp16 = FloatFormat::new(5, 10, true, Specials::Ieee, Overflow::Infinity)?;
+    /// assert_eq!(fp16.emin(), -14);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn emin(&self) -> i32 {
         1 - self.bias()
     }
 
     /// The exponent of the largest binade holding finite values.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let fp16 = FloatFormat::new(5, 10, true, Specials::Ieee, Overflow::Infinity)?;
+    /// let e4m3 = FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Saturate)?;
+    /// assert_eq!((fp16.emax(), e4m3.emax()), (15, 8));
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn emax(&self) -> i32 {
         let top_field = (1 << self.exp) - 1;
         let reserved = i32::from(self.specials == Specials::Ieee);
@@ -170,6 +254,16 @@ impl FloatFormat {
     /// The largest finite value. Where the format's range exceeds `f32`'s
     /// (8 exponent bits without reserved specials) it is the largest value of
     /// the format that `f32` can hold.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let bf16 = FloatFormat::new(8, 7, true, Specials::Ieee, Overflow::Infinity)?;
+    /// assert_eq!(bf16.max_value(), 2f64.powi(127) * (2.0 - 2f64.powi(-7)));
+    /// // Beyond f32's range: capped at f32::MAX.
+    /// let wide = FloatFormat::new(8, 23, true, Specials::None, Overflow::Saturate)?;
+    /// assert_eq!(wide.max_value(), f64::from(f32::MAX));
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn max_value(&self) -> f64 {
         // The NaN code of an `fn` format sits in its top binade; when that
         // binade lies beyond f32 (emax = 128) the f32-visible binade is full.
@@ -182,11 +276,27 @@ impl FloatFormat {
     }
 
     /// The smallest positive normal value.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let e4m3 = FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Saturate)?;
+    /// assert_eq!(e4m3.min_normal(), 2f64.powi(-6));
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn min_normal(&self) -> f64 {
         pow2(self.emin())
     }
 
     /// The smallest positive value.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let e4m3 = FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Saturate)?;
+    /// assert_eq!(e4m3.min_subnormal(), 2f64.powi(-9));
+    /// let flushing = FloatFormat::new(4, 3, false, Specials::Fn, Overflow::Saturate)?;
+    /// assert_eq!(flushing.min_subnormal(), 2f64.powi(-6));
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn min_subnormal(&self) -> f64 {
         if self.subnormals {
             pow2(self.emin() - self.man as i32)
@@ -199,6 +309,16 @@ impl FloatFormat {
     /// around a value whose binade exponent is `e = floor(log2 |x|)`.
     /// Without subnormals, the range below `2^emin` has spacing `2^emin`:
     /// its only values are 0 and `±2^emin`.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let fp16 = FloatFormat::new(5, 10, true, Specials::Ieee, Overflow::Infinity)?;
+    /// assert_eq!(fp16.step_exponent(0), -10); // ulp(1) = 2^-10
+    /// assert_eq!(fp16.step_exponent(-20), -24); // subnormal range
+    /// let flushing = FloatFormat::new(5, 10, false, Specials::Ieee, Overflow::Infinity)?;
+    /// assert_eq!(flushing.step_exponent(-20), -14);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn step_exponent(&self, e: i32) -> i32 {
         let e = e.min(self.emax());
         if e >= self.emin() {
@@ -212,6 +332,16 @@ impl FloatFormat {
 
     /// What a rounded value of magnitude above [`max_value`](Self::max_value)
     /// becomes, given its sign and the rounding mode.
+    ///
+    /// ```
+    /// use swalp_core::Rounding;
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let fp16 = FloatFormat::new(5, 10, true, Specials::Ieee, Overflow::Infinity)?;
+    /// assert_eq!(fp16.overflow_value(false, Rounding::NearestEven), f64::INFINITY);
+    /// assert_eq!(fp16.overflow_value(false, Rounding::TowardZero), 65504.0);
+    /// assert_eq!(fp16.overflow_value(true, Rounding::Down), f64::NEG_INFINITY);
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn overflow_value(&self, negative: bool, rounding: Rounding) -> f64 {
         let sign = if negative { -1.0 } else { 1.0 };
         let saturate = sign * self.max_value();
@@ -224,6 +354,17 @@ impl FloatFormat {
     }
 
     /// What an infinite input becomes.
+    ///
+    /// ```
+    /// use swalp_formats::{FloatFormat, Overflow, Specials};
+    /// let fp16 = FloatFormat::new(5, 10, true, Specials::Ieee, Overflow::Infinity)?;
+    /// let e4m3 = FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Saturate)?;
+    /// assert_eq!(fp16.infinity_value(true), f64::NEG_INFINITY);
+    /// assert_eq!(e4m3.infinity_value(false), 448.0);
+    /// let e4m3_nan = FloatFormat::new(4, 3, true, Specials::Fn, Overflow::Nan)?;
+    /// assert!(e4m3_nan.infinity_value(false).is_nan());
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
     pub fn infinity_value(&self, negative: bool) -> f64 {
         match (self.specials, self.overflow) {
             (Specials::Ieee, _) => {

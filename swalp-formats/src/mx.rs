@@ -347,6 +347,46 @@ impl MxLayout {
         self.num_blocks
     }
 
+    /// The end of the run of consecutive elements that share `index`'s
+    /// block: the first index after `index` in another block.
+    #[inline]
+    pub fn run_end(&self, index: usize) -> usize {
+        if self.inner == 1 {
+            let pos = index % self.len;
+            index - pos + ((pos / self.block_size + 1) * self.block_size).min(self.len)
+        } else {
+            index + 1
+        }
+    }
+
+    /// The start of the run of consecutive elements that share `index`'s
+    /// block.
+    #[inline]
+    pub fn run_start(&self, index: usize) -> usize {
+        if self.inner == 1 {
+            let pos = index % self.len;
+            index - pos + pos / self.block_size * self.block_size
+        } else {
+            index
+        }
+    }
+
+    /// Whether every block is a single run of consecutive elements (blocks
+    /// along the last dimension, or one followed only by dimensions of
+    /// size 1).
+    pub fn blocks_are_runs(&self) -> bool {
+        self.inner == 1
+    }
+
+    /// The length of a full run of consecutive elements sharing a block.
+    pub fn typical_run(&self) -> usize {
+        if self.inner == 1 {
+            self.block_size.min(self.len)
+        } else {
+            1
+        }
+    }
+
     /// The block of the element at row-major `index`.
     #[inline]
     pub fn block_of(&self, index: usize) -> usize {

@@ -29,6 +29,17 @@ pub struct Preset {
 
 impl Preset {
     /// The underlying float format.
+    ///
+    /// ```
+    /// use swalp_formats::{presets::Preset, FloatFormat};
+    /// // Presets reach callers as `dyn NumberFormat`; code holding one can
+    /// // read the float behind it:
+    /// fn mantissa_bits(preset: &Preset) -> u32 {
+    ///     let float: &FloatFormat = preset.float();
+    ///     float.man_bits()
+    /// }
+    /// # let _ = mantissa_bits;
+    /// ```
     pub fn float(&self) -> &FloatFormat {
         &self.float
     }

@@ -2,14 +2,19 @@
 //! what low-precision training costs per step.
 //!
 //! Kernel timings are the best of several repetitions after a warm-up, in
-//! nanoseconds per element, on `--elements` f32 values (default 2^24). The
-//! training benchmark times one VGG16 step on CIFAR-shaped random input
-//! (batch 32) in full precision and with 8-bit block floating point and
-//! stochastic rounding at all six points, taking the median of several
-//! steps after warm-up.
+//! nanoseconds per element, on `--elements` f32 values (default 2^24, a
+//! `[N/4096, 4096]` tensor), each next to its ratio to the copy floor (tch's
+//! `Tensor::copy` of the same tensor). The training benchmark times one VGG16
+//! step on CIFAR-shaped random input (batch 32) in full precision and with
+//! 8-bit block floating point and stochastic rounding at all six points;
+//! the two models take turns in rounds of a few steps, so both see the same
+//! machine load, and each reports the median of its steps after warm-up.
+//!
+//! The text output is a Markdown table headed by the machine (CPU model,
+//! logical CPUs, libtorch threads) and the UTC date, ready to paste.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 use swalp_core::tch::{self, nn::ModuleT, Device, Kind, Tensor};
@@ -30,6 +35,8 @@ pub const SPECS: [&str; 6] = [
 ];
 
 const REPETITIONS: usize = 7;
+const WARMUP_STEPS: u64 = 2;
+const ROUND_STEPS: u64 = 5;
 
 fn best_of(mut f: impl FnMut()) -> Duration {
     f();
@@ -48,6 +55,48 @@ fn median_of(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
+/// One line naming the machine and the date, for the tables.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "{cpu}, {cpus} logical CPUs, libtorch {} threads, {} UTC",
+        tch::get_num_threads(),
+        utc_now()
+    )
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM`.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
 /// Runs `bench`, printing a table or JSON lines to `out`.
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if args.train {
@@ -56,19 +105,23 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let n = args.elements as i64;
     tch::manual_seed(0);
     let x = Tensor::randn([n / 4096, 4096], (Kind::Float, Device::Cpu));
-    let mut rows = Vec::new();
-    let mut labels = vec!["copy".to_string()];
     let copy = best_of(|| {
         let _ = x.copy();
     });
-    rows.push(
-        json!({ "format": "copy", "rounding": null, "backend": "tensor", "elements": n,
-                      "ns_per_elem": copy.as_secs_f64() * 1e9 / n as f64 }),
-    );
+    let per_elem = |d: Duration| d.as_secs_f64() * 1e9 / n as f64;
+    let copy_ns = per_elem(copy);
+    let mut rows = vec![json!({
+        "format": "copy", "rounding": null, "backend": "tensor", "elements": n,
+        "ns_per_elem": copy_ns, "x_copy": 1.0,
+    })];
+    // Every native kernel first, then every tensor kernel: the tensor
+    // kernels' large f64 temporaries would otherwise churn the allocator and
+    // the page cache between native timings.
     let mut rng = QuantRng::new(0);
-    for spec in SPECS {
-        for rounding in [Rounding::NearestEven, Rounding::STOCHASTIC] {
-            for backend in [Backend::Native, Backend::Tensor] {
+    let mut timed = std::collections::HashMap::new();
+    for backend in [Backend::Native, Backend::Tensor] {
+        for spec in SPECS {
+            for rounding in [Rounding::NearestEven, Rounding::STOCHASTIC] {
                 let q: Quantizer = spec
                     .parse()
                     .map_err(|e| CliError::Internal(format!("{spec}: {e}")))?;
@@ -82,31 +135,63 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 if let Some(e) = failed {
                     return Err(CliError::Internal(format!("bench {spec}: {e}")));
                 }
-                let spec_value: toml::Value =
-                    toml::Value::Table(swalp_core::spec::parse_table(spec).unwrap_or_default());
-                labels.push(spec.to_string());
-                rows.push(
-                    json!({ "format": spec_value, "rounding": rounding.to_string(),
-                                  "backend": backend.to_string(), "elements": n,
-                                  "ns_per_elem": time.as_secs_f64() * 1e9 / n as f64 }),
-                );
+                timed.insert((spec, rounding.to_string(), backend), time);
             }
         }
     }
-    for (row, format) in rows.iter().zip(&labels) {
-        if args.json {
-            writeln!(out, "{row}").map_err(CliError::Stdout)?;
-        } else {
-            writeln!(
-                out,
-                "{:<58} {:<14} {:<7} {:>8.2} ns/elem",
-                format,
-                row["rounding"].as_str().unwrap_or("-"),
-                row["backend"].as_str().unwrap_or("-"),
-                row["ns_per_elem"].as_f64().unwrap_or(f64::NAN)
-            )
-            .map_err(CliError::Stdout)?;
+    for spec in SPECS {
+        for rounding in [Rounding::NearestEven, Rounding::STOCHASTIC] {
+            for backend in [Backend::Native, Backend::Tensor] {
+                let spec_value: toml::Value =
+                    toml::Value::Table(swalp_core::spec::parse_table(spec).unwrap_or_default());
+                let ns = per_elem(timed[&(spec, rounding.to_string(), backend)]);
+                rows.push(json!({
+                    "format": spec_value, "rounding": rounding.to_string(),
+                    "backend": backend.to_string(), "elements": n,
+                    "ns_per_elem": ns, "x_copy": ns / copy_ns,
+                }));
+            }
         }
+    }
+    if args.json {
+        for row in &rows {
+            writeln!(out, "{row}").map_err(CliError::Stdout)?;
+        }
+        return Ok(());
+    }
+    let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(CliError::Stdout);
+    w(
+        out,
+        format!(
+            "{n} f32 elements, ns per element (best of {REPETITIONS}) and ratio to the copy; {}",
+            machine()
+        ),
+    )?;
+    w(out, String::new())?;
+    w(
+        out,
+        "| format | rounding | native ns/elem | native ÷ copy | tensor ns/elem | tensor ÷ copy |"
+            .into(),
+    )?;
+    w(out, "|---|---|---:|---:|---:|---:|".into())?;
+    w(
+        out,
+        format!("| copy (the floor) | | {copy_ns:.2} | 1.00 | | |"),
+    )?;
+    // Rows 1.. come in (native, tensor) pairs per spec and rounding.
+    for (pair, spec) in rows[1..].chunks(2).zip(SPECS.iter().flat_map(|s| [s, s])) {
+        let cell = |row: &serde_json::Value| {
+            let ns = row["ns_per_elem"].as_f64().unwrap_or(f64::NAN);
+            (ns, ns / copy_ns)
+        };
+        let ((native, native_x), (tensor, tensor_x)) = (cell(&pair[0]), cell(&pair[1]));
+        w(
+            out,
+            format!(
+                "| `{spec}` | {} | {native:.2} | {native_x:.2} | {tensor:.2} | {tensor_x:.2} |",
+                pair[0]["rounding"].as_str().unwrap_or("-"),
+            ),
+        )?;
     }
     Ok(())
 }
@@ -130,7 +215,9 @@ fn train(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .map_err(|e| CliError::Internal(e.to_string()))?;
         PointConfig::from_table(&table).map_err(|e| CliError::Internal(e.to_string()))?
     };
-    let step_time = |points: &PointConfig| -> Result<Duration, CliError> {
+    let internal = |e: swalp_core::Error| CliError::Internal(e.to_string());
+    // A model, its optimizer, and a batch.
+    let setup = |points: &PointConfig| -> Result<_, CliError> {
         tch::manual_seed(0);
         let rng = shared_rng(0);
         let model = vgg::build(
@@ -149,28 +236,39 @@ fn train(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
             weight_decay: 5e-4,
             ..SgdConfig::new(0.05)
         };
-        let mut opt =
-            Sgd::from_var_store(&model.vs, config, OptimQuantizers::from_points(points), rng)
-                .map_err(|e| CliError::Internal(e.to_string()))?;
+        let opt = Sgd::from_var_store(&model.vs, config, OptimQuantizers::from_points(points), rng)
+            .map_err(internal)?;
         let x = Tensor::randn([32, 3, 32, 32], (Kind::Float, device));
         let y = Tensor::randint(10, [32], (Kind::Int64, device));
-        let mut times = Vec::new();
-        for i in 0..args.steps + 2 {
-            let start = Instant::now();
-            let loss = model.net.forward_t(&x, true).cross_entropy_for_logits(&y);
-            opt.zero_grad();
-            loss.backward();
-            opt.step().map_err(|e| CliError::Internal(e.to_string()))?;
-            let _ = loss.double_value(&[]);
-            if i >= 2 {
-                times.push(start.elapsed());
+        Ok((model, opt, x, y))
+    };
+    let mut runs = [setup(&PointConfig::full_precision())?, setup(&lp_points)?];
+    let mut times = [Vec::new(), Vec::new()];
+    // Full precision and low precision take turns in rounds of a few steps
+    // (the first steps of each round are warm-up), so that both see the same
+    // machine load without evicting each other's caches at every step.
+    let mut left = args.steps;
+    while left > 0 {
+        let round = left.min(ROUND_STEPS);
+        for ((model, opt, x, y), times) in runs.iter_mut().zip(&mut times) {
+            for i in 0..round + WARMUP_STEPS {
+                let start = Instant::now();
+                let loss = model.net.forward_t(x, true).cross_entropy_for_logits(y);
+                opt.zero_grad();
+                loss.backward();
+                opt.step().map_err(internal)?;
+                // Waits for the device, so the time covers the whole step.
+                let _ = loss.double_value(&[]);
+                if i >= WARMUP_STEPS {
+                    times.push(start.elapsed());
+                }
             }
         }
-        Ok(median_of(times))
-    };
-    let fp = step_time(&PointConfig::full_precision())?;
-    let lp = step_time(&lp_points)?;
+        left -= round;
+    }
+    let [fp, lp] = times.map(median_of);
     let row = json!({ "model": "vgg16", "batch": 32, "device": format!("{device:?}"),
+                      "threads": tch::get_num_threads(), "steps": args.steps,
                       "fp_step_s": fp.as_secs_f64(), "lp_step_s": lp.as_secs_f64(),
                       "ratio": lp.as_secs_f64() / fp.as_secs_f64() });
     if args.json {
@@ -178,7 +276,9 @@ fn train(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     } else {
         writeln!(
             out,
-            "VGG16 step, batch 32, {device:?}: full precision {:.3} s, 8-bit BFP at all points {:.3} s ({:.2}x)",
+            "VGG16 step, batch 32, {device:?} (median of {} steps; {}): full precision {:.3} s, 8-bit BFP at all points {:.3} s ({:.2}x)",
+            args.steps,
+            machine(),
             fp.as_secs_f64(),
             lp.as_secs_f64(),
             lp.as_secs_f64() / fp.as_secs_f64()

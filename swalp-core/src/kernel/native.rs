@@ -4,17 +4,30 @@
 //!
 //! Work is split by index ranges and every random draw is a function of the
 //! element index, so results never depend on the number of threads.
+//!
+//! Two levels are offered:
+//!
+//! - [`map_indexed`], [`round_to_grid`] and [`draw`]: the simple form, one
+//!   closure per element with the rounding mode decided per element;
+//! - the fast form the built-in formats use: [`with_round_rule!`]
+//!   monomorphises a kernel per rounding mode (a [`RoundRule`], equal to
+//!   [`Rounding::round_int`] bit for bit, without a branch per element),
+//!   [`for_each_chunk`] splits the work into aligned chunks across
+//!   libtorch's intra-op threads, and [`map_simd`] runs a branch-free
+//!   per-element function ([`ElementFn`]) in a loop that the compiler
+//!   vectorises (for AVX-512 or AVX2 where the CPU has them, chosen at run
+//!   time).
 
-use rayon::prelude::*;
-
-use crate::rng::RandomStream;
+use crate::rng::{RandomStream, StreamSegment};
 use crate::rounding::Rounding;
 
 /// Inputs shorter than this run on the calling thread: below it, waking
 /// worker threads costs more than it saves.
 pub const PARALLEL_THRESHOLD: usize = 1 << 15;
 
-const CHUNK: usize = 1 << 14;
+/// The unit of work [`for_each_chunk`] hands out: a power of two, so no
+/// chunk straddles a `2^32`-element segment of a random stream.
+pub const CHUNK: usize = 1 << 14;
 
 /// `2^k` exactly, for `k` in `-1022..=1023`.
 ///
@@ -74,18 +87,737 @@ pub fn map_indexed<F>(input: &[f32], out: &mut [f32], f: F)
 where
     F: Fn(usize, f32) -> f32 + Sync,
 {
-    assert_eq!(input.len(), out.len(), "input and output lengths differ");
-    let run = |offset: usize, inp: &[f32], outp: &mut [f32]| {
-        for (j, (o, &v)) in outp.iter_mut().zip(inp).enumerate() {
-            *o = f(offset + j, v);
+    struct Indexed<'a, F>(&'a F, usize);
+    impl<F: Fn(usize, f32) -> f32 + Sync> ElementFn for Indexed<'_, F> {
+        #[inline(always)]
+        fn apply(&self, j: u32, v: f32) -> f32 {
+            (self.0)(self.1 + j as usize, v)
         }
-    };
-    if input.len() < PARALLEL_THRESHOLD {
-        run(0, input, out);
+    }
+    for_each_chunk(input, out, |start, inp, outp| {
+        map_simd(inp, outp, 0, &Indexed(&f, start));
+    });
+}
+
+/// A per-element function for [`map_simd`]: `apply(lo, v)` rounds the value
+/// `v` of the element whose index has low 32 bits `lo`. Implementations
+/// mark `apply` `#[inline(always)]` and keep it branch-free (selects, not
+/// early returns), so the loop vectorises.
+pub trait ElementFn: Sync {
+    /// The output for input `v` at low index bits `lo`.
+    fn apply(&self, lo: u32, v: f32) -> f32;
+}
+
+/// Calls `f(start, input_chunk, out_chunk)` on consecutive chunks of
+/// [`CHUNK`] elements (the last one shorter), `start` being the index of the
+/// chunk's first element; in parallel when the input has at least
+/// [`PARALLEL_THRESHOLD`] elements. Chunks start at multiples of `CHUNK`, so
+/// `start as u32 + j` is the low 32 bits of element `start + j`'s index and
+/// one [`StreamSegment`] serves a whole chunk.
+///
+/// The threads are libtorch's intra-op (OpenMP) threads, sized by
+/// `tch::set_num_threads`, the ones its own operators use: a second pool
+/// would compete with them for the cores whenever the two alternate, as they
+/// do in a training step. Where libtorch's OpenMP runtime is not found, the
+/// threads are rayon's.
+///
+/// ```
+/// let x = vec![1.0f32; 100_000];
+/// let mut y = vec![0.0f32; 100_000];
+/// swalp_core::kernel::native::for_each_chunk(&x, &mut y, |start, inp, out| {
+///     for (j, (o, v)) in out.iter_mut().zip(inp).enumerate() {
+///         *o = v + (start + j) as f32;
+///     }
+/// });
+/// assert_eq!(y[99_999], 100_000.0);
+/// ```
+pub fn for_each_chunk<F>(input: &[f32], out: &mut [f32], f: F)
+where
+    F: Fn(usize, &[f32], &mut [f32]) + Sync,
+{
+    assert_eq!(input.len(), out.len(), "input and output lengths differ");
+    let len = input.len();
+    let out_ptr = SyncPtr(out.as_mut_ptr());
+    parallel_chunks(len, |first, last| {
+        for c in first..last {
+            let start = c * CHUNK;
+            let n = CHUNK.min(len - start);
+            // SAFETY: chunk `c` covers `start..start + n` within `out`, and
+            // every chunk index is handed to exactly one call, so the
+            // mutable slices never overlap; `out` outlives the loop.
+            let outp = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(start), n) };
+            f(start, &input[start..start + n], outp);
+        }
+    });
+}
+
+/// [`for_each_chunk`] for a pass that only reads: `f(start, chunk)`.
+pub fn for_each_input_chunk<F>(input: &[f32], f: F)
+where
+    F: Fn(usize, &[f32]) + Sync,
+{
+    let len = input.len();
+    parallel_chunks(len, |first, last| {
+        for c in first..last {
+            let start = c * CHUNK;
+            f(start, &input[start..len.min(start + CHUNK)]);
+        }
+    });
+}
+
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: used only to hand disjoint sub-slices to parallel workers.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+impl SyncPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Calls `f(first, last)` on disjoint ranges of chunk indices covering the
+/// `len.div_ceil(CHUNK)` chunks of a `len`-element slice: on this thread
+/// below [`PARALLEL_THRESHOLD`] elements, otherwise on libtorch's intra-op
+/// threads (see [`omp`]), or rayon's where libtorch's OpenMP runtime cannot
+/// be found. A panic in `f` is re-raised here.
+fn parallel_chunks<F>(len: usize, f: F)
+where
+    F: Fn(usize, usize) + Sync,
+{
+    let chunks = len.div_ceil(CHUNK);
+    if len < PARALLEL_THRESHOLD {
+        f(0, chunks);
+    } else if let Some(runtime) = omp::runtime() {
+        runtime.run(chunks, &f);
     } else {
-        out.par_chunks_mut(CHUNK)
-            .zip(input.par_chunks(CHUNK))
-            .enumerate()
-            .for_each(|(c, (outp, inp))| run(c * CHUNK, inp, outp));
+        use rayon::prelude::*;
+        (0..chunks).into_par_iter().for_each(|c| f(c, c + 1));
+    }
+}
+
+/// Parallel loops on libtorch's intra-op threads.
+///
+/// libtorch (the PyTorch wheels on Linux) runs its CPU operators on an
+/// OpenMP thread pool (GNU libgomp). After each parallel operator those
+/// threads keep spinning for a while; a second pool (rayon) started right
+/// after competes with them for the cores, and a training step alternates
+/// the two hundreds of times. So native kernels run on the same OpenMP
+/// threads, through libgomp's entry point `GOMP_parallel` (what
+/// `#pragma omp parallel` compiles to), looked up in the running process:
+/// libtorch loads its OpenMP runtime, swalp does not link one. The thread
+/// count is libtorch's (`tch::set_num_threads`). Work is handed out in
+/// small groups of chunks from a shared counter, so a thread that the
+/// operating system delays does not hold up the others.
+mod omp {
+    use std::any::Any;
+    use std::ffi::{c_int, c_uint, c_void};
+    use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    type ParallelFn = unsafe extern "C" fn(extern "C" fn(*mut c_void), *mut c_void, c_uint, c_uint);
+    type IntFn = unsafe extern "C" fn() -> c_int;
+
+    /// libgomp's entry points.
+    pub(super) struct Runtime {
+        parallel: ParallelFn,
+        in_parallel: IntFn,
+        max_threads: IntFn,
+    }
+
+    /// Chunks claimed at a time from the shared counter.
+    const GROUP: usize = 4;
+
+    /// The OpenMP runtime libtorch loaded, if any.
+    pub(super) fn runtime() -> Option<&'static Runtime> {
+        static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
+        RUNTIME.get_or_init(find).as_ref()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn find() -> Option<Runtime> {
+        extern "C" {
+            fn dlsym(handle: *mut c_void, symbol: *const std::ffi::c_char) -> *mut c_void;
+        }
+        // glibc's RTLD_DEFAULT (null): search every object in the process.
+        let lookup = |name: &std::ffi::CStr| {
+            // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name.
+            let p = unsafe { dlsym(std::ptr::null_mut(), name.as_ptr()) };
+            (!p.is_null()).then_some(p)
+        };
+        let parallel = lookup(c"GOMP_parallel")?;
+        let in_parallel = lookup(c"omp_in_parallel")?;
+        let max_threads = lookup(c"omp_get_max_threads")?;
+        // SAFETY: these are libgomp's functions, with these signatures.
+        unsafe {
+            Some(Runtime {
+                parallel: std::mem::transmute::<*mut c_void, ParallelFn>(parallel),
+                in_parallel: std::mem::transmute::<*mut c_void, IntFn>(in_parallel),
+                max_threads: std::mem::transmute::<*mut c_void, IntFn>(max_threads),
+            })
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn find() -> Option<Runtime> {
+        None
+    }
+
+    struct Job<'a, F> {
+        f: &'a F,
+        chunks: usize,
+        next: AtomicUsize,
+        panic: Mutex<Option<Box<dyn Any + Send>>>,
+    }
+
+    extern "C" fn worker<F: Fn(usize, usize) + Sync>(data: *mut c_void) {
+        // SAFETY: `data` is the `Job` of `run`, alive until GOMP_parallel
+        // returns, and only shared (atomics and a mutex inside).
+        let job = unsafe { &*(data as *const Job<'_, F>) };
+        // No unwinding into C: keep the first panic for the caller.
+        let outcome = catch_unwind(AssertUnwindSafe(|| loop {
+            let first = job.next.fetch_add(GROUP, Ordering::Relaxed);
+            if first >= job.chunks {
+                break;
+            }
+            (job.f)(first, (first + GROUP).min(job.chunks));
+        }));
+        if let Err(p) = outcome {
+            // Let the other threads stop early.
+            job.next.store(job.chunks, Ordering::Relaxed);
+            let mut slot = job.panic.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert(p);
+        }
+    }
+
+    impl Runtime {
+        /// Calls `f(first, last)` on disjoint ranges covering `0..chunks`.
+        pub(super) fn run<F: Fn(usize, usize) + Sync>(&self, chunks: usize, f: &F) {
+            // SAFETY: plain queries of the OpenMP runtime.
+            let (nested, threads) = unsafe { ((self.in_parallel)() != 0, (self.max_threads)()) };
+            if nested || threads <= 1 || chunks <= GROUP {
+                f(0, chunks);
+                return;
+            }
+            let job = Job {
+                f,
+                chunks,
+                next: AtomicUsize::new(0),
+                panic: Mutex::new(None),
+            };
+            let threads = (threads as usize).min(chunks.div_ceil(GROUP)) as c_uint;
+            // SAFETY: `worker::<F>` matches the job's type; GOMP_parallel
+            // runs it on `threads` threads (this one included) and returns
+            // when all are done.
+            unsafe {
+                (self.parallel)(
+                    worker::<F>,
+                    &job as *const Job<'_, F> as *mut c_void,
+                    threads,
+                    0,
+                );
+            }
+            if let Some(p) = job.panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                resume_unwind(p);
+            }
+        }
+    }
+}
+
+/// The draws for the chunk starting at element `start` (a default segment
+/// when `random` is `None`).
+#[inline]
+pub fn segment(random: Option<RandomStream>, start: usize) -> StreamSegment {
+    random.map_or_else(StreamSegment::default, |r| r.segment(start as u64))
+}
+
+/// Writes `out[j] = f.apply(first + j, input[j])` (the index wrapping in
+/// `u32`): the inner loop of a native kernel. On x86-64 the loop is also
+/// compiled for AVX-512 and AVX2 and the best the CPU has is chosen at run
+/// time. Every variant computes the same IEEE operations (Rust never fuses
+/// or reorders floating-point arithmetic), so results do not depend on the
+/// CPU.
+#[inline(always)]
+pub fn map_simd<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: &F) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+        {
+            // SAFETY: the CPU supports these features.
+            return unsafe { map_simd_avx512(input, out, first, f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2.
+            return unsafe { map_simd_avx2(input, out, first, f) };
+        }
+    }
+    map_simd_plain(input, out, first, f)
+}
+
+#[inline(always)]
+fn map_simd_plain<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: &F) {
+    let n = input.len().min(out.len());
+    let (input, out) = (&input[..n], &mut out[..n]);
+    for j in 0..n {
+        out[j] = f.apply(first.wrapping_add(j as u32), input[j]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn map_simd_avx2<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: &F) {
+    map_simd_plain(input, out, first, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
+unsafe fn map_simd_avx512<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: &F) {
+    map_simd_plain(input, out, first, f)
+}
+
+/// The largest `f(x)` over `input` (0 for an empty slice), vectorised as
+/// [`map_simd`] is: for block maxima over `f32` bit patterns, which order
+/// non-negative floats as their values do.
+#[inline(always)]
+pub fn max_simd<F>(input: &[f32], f: F) -> u32
+where
+    F: Fn(f32) -> u32,
+{
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F.
+            return unsafe { max_simd_avx512(input, &f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2.
+            return unsafe { max_simd_avx2(input, &f) };
+        }
+    }
+    max_simd_plain(input, &f)
+}
+
+#[inline(always)]
+fn max_simd_plain<F>(input: &[f32], f: &F) -> u32
+where
+    F: Fn(f32) -> u32,
+{
+    // Sixteen independent lanes: a shape the vectoriser maps onto vector
+    // registers whatever `f` is.
+    const LANES: usize = 16;
+    let mut acc = [0u32; LANES];
+    let mut chunks = input.chunks_exact(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            acc[l] = acc[l].max(f(c[l]));
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0u32, |m, &v| m.max(f(v)));
+    acc.into_iter().fold(tail, u32::max)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn max_simd_avx2<F>(input: &[f32], f: &F) -> u32
+where
+    F: Fn(f32) -> u32,
+{
+    max_simd_plain(input, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn max_simd_avx512<F>(input: &[f32], f: &F) -> u32
+where
+    F: Fn(f32) -> u32,
+{
+    max_simd_plain(input, f)
+}
+
+/// `|v|` as `f32` bits with NaN read as 0: the block-maximum key of formats
+/// whose NaNs take no part in the maximum. `f32::from_bits` of the largest
+/// key is the largest magnitude.
+#[inline(always)]
+pub fn abs_bits_nan_zero(v: f32) -> u32 {
+    let a = v.to_bits() & 0x7fff_ffff;
+    if a > 0x7f80_0000 {
+        0
+    } else {
+        a
+    }
+}
+
+/// `|v|` as `f32` bits with NaN read as infinity: the block-maximum key of
+/// formats where a NaN or an infinity marks its block.
+#[inline(always)]
+pub fn abs_bits_nan_inf(v: f32) -> u32 {
+    (v.to_bits() & 0x7fff_ffff).min(0x7f80_0000)
+}
+
+/// `u32` to `f64` (exact).
+#[inline(always)]
+fn u32_to_f64(x: u32) -> f64 {
+    f64::from(x)
+}
+
+/// A rounding mode as a type, for kernels monomorphised per mode (see
+/// [`with_round_rule!`]): [`round`](Self::round) equals
+/// [`Rounding::round_int`] bit for bit, signed zeros, infinities and NaN
+/// included, and has no branch.
+pub trait RoundRule: Copy + Send + Sync {
+    /// Whether the rule uses its random draw.
+    const STOCHASTIC: bool;
+
+    /// [`Rounding::round_int`]`(v, random)`.
+    fn round(self, v: f64, random: u32) -> f64;
+
+    /// The random draw for the element with low index bits `lo`, or 0 when
+    /// the rule is deterministic (the draw is then never computed).
+    #[inline(always)]
+    fn draw(self, segment: StreamSegment, lo: u32) -> u32 {
+        if Self::STOCHASTIC {
+            segment.bits(lo)
+        } else {
+            0
+        }
+    }
+}
+
+/// [`Rounding::NearestEven`] as a [`RoundRule`].
+#[derive(Clone, Copy, Debug)]
+pub struct NearestEvenRule;
+/// [`Rounding::NearestAway`] as a [`RoundRule`].
+#[derive(Clone, Copy, Debug)]
+pub struct NearestAwayRule;
+/// [`Rounding::NearestUp`] as a [`RoundRule`].
+#[derive(Clone, Copy, Debug)]
+pub struct NearestUpRule;
+/// [`Rounding::TowardZero`] as a [`RoundRule`].
+#[derive(Clone, Copy, Debug)]
+pub struct TowardZeroRule;
+/// [`Rounding::Down`] as a [`RoundRule`].
+#[derive(Clone, Copy, Debug)]
+pub struct DownRule;
+/// [`Rounding::Up`] as a [`RoundRule`].
+#[derive(Clone, Copy, Debug)]
+pub struct UpRule;
+/// [`Rounding::Stochastic`] as a [`RoundRule`].
+#[derive(Clone, Copy, Debug)]
+pub struct StochasticRule {
+    one: f64,
+    shift: u32,
+}
+
+impl StochasticRule {
+    /// Stochastic rounding with `bits` random bits (1..=32).
+    pub fn new(bits: u8) -> Self {
+        assert!((1..=32).contains(&bits), "stochastic bits out of range");
+        StochasticRule {
+            one: (1u64 << bits) as f64,
+            shift: 32 - u32::from(bits),
+        }
+    }
+}
+
+// IEEE roundToIntegral operations give the same results as `round_int`'s
+// floor-and-fraction rule for the modes they implement: both are exact, and
+// both keep the sign of a zero result (`floor(-0.3) + 1` gives +0, which
+// `round_int` turns into -0; `ceil(-0.3)` is -0).
+impl RoundRule for NearestEvenRule {
+    const STOCHASTIC: bool = false;
+    #[inline(always)]
+    fn round(self, v: f64, _: u32) -> f64 {
+        v.round_ties_even()
+    }
+}
+
+impl RoundRule for TowardZeroRule {
+    const STOCHASTIC: bool = false;
+    #[inline(always)]
+    fn round(self, v: f64, _: u32) -> f64 {
+        v.trunc()
+    }
+}
+
+impl RoundRule for DownRule {
+    const STOCHASTIC: bool = false;
+    #[inline(always)]
+    fn round(self, v: f64, _: u32) -> f64 {
+        v.floor()
+    }
+}
+
+impl RoundRule for UpRule {
+    const STOCHASTIC: bool = false;
+    #[inline(always)]
+    fn round(self, v: f64, _: u32) -> f64 {
+        v.ceil()
+    }
+}
+
+/// `floor(v)` or `floor(v) + 1`, with `v`'s sign on a zero result. With `up`
+/// false for a zero or NaN fraction, integers, infinities and NaN come back
+/// unchanged, as in `round_int`.
+#[inline(always)]
+fn floor_or_up(v: f64, floor: f64, up: bool) -> f64 {
+    let rounded = if up { floor + 1.0 } else { floor };
+    rounded.abs().copysign(v)
+}
+
+impl RoundRule for NearestAwayRule {
+    const STOCHASTIC: bool = false;
+    #[inline(always)]
+    fn round(self, v: f64, _: u32) -> f64 {
+        let floor = v.floor();
+        let frac = v - floor;
+        floor_or_up(v, floor, frac > 0.5 || (frac == 0.5 && v > 0.0))
+    }
+}
+
+impl RoundRule for NearestUpRule {
+    const STOCHASTIC: bool = false;
+    #[inline(always)]
+    fn round(self, v: f64, _: u32) -> f64 {
+        let floor = v.floor();
+        let frac = v - floor;
+        floor_or_up(v, floor, frac >= 0.5)
+    }
+}
+
+impl RoundRule for StochasticRule {
+    const STOCHASTIC: bool = true;
+    #[inline(always)]
+    fn round(self, v: f64, random: u32) -> f64 {
+        let floor = v.floor();
+        let frac = v - floor;
+        // round_int: floor(frac · 2^bits) + draw >= 2^bits. The right-hand
+        // side 2^bits - draw is an integer, so the floor can go; every
+        // quantity is exact in f64. A zero or NaN fraction never goes up.
+        let draw = u32_to_f64(random >> self.shift);
+        floor_or_up(v, floor, frac * self.one >= self.one - draw)
+    }
+}
+
+/// Evaluates `$body` with `$rule` bound to the [`RoundRule`] of the
+/// [`Rounding`] `$rounding`: the body is compiled once per mode, so the
+/// per-element code has no `match` on the mode.
+///
+/// ```
+/// use swalp_core::{with_round_rule, kernel::native::RoundRule, Rounding};
+/// let r = Rounding::NearestAway;
+/// let y = with_round_rule!(r, rule => rule.round(-2.5, 0));
+/// assert_eq!(y, -3.0);
+/// ```
+#[macro_export]
+macro_rules! with_round_rule {
+    ($rounding:expr, $rule:ident => $body:expr) => {{
+        use $crate::kernel::native as __native;
+        match $rounding {
+            $crate::Rounding::NearestEven => {
+                let $rule = __native::NearestEvenRule;
+                $body
+            }
+            $crate::Rounding::NearestAway => {
+                let $rule = __native::NearestAwayRule;
+                $body
+            }
+            $crate::Rounding::NearestUp => {
+                let $rule = __native::NearestUpRule;
+                $body
+            }
+            $crate::Rounding::TowardZero => {
+                let $rule = __native::TowardZeroRule;
+                $body
+            }
+            $crate::Rounding::Down => {
+                let $rule = __native::DownRule;
+                $body
+            }
+            $crate::Rounding::Up => {
+                let $rule = __native::UpRule;
+                $body
+            }
+            $crate::Rounding::Stochastic { bits } => {
+                let $rule = __native::StochasticRule::new(bits);
+                $body
+            }
+        }
+    }};
+}
+
+/// The element function of a uniform grid (fixed point, one block of block
+/// floating point): [`grid_element`] with the rule's draws.
+#[derive(Clone, Copy, Debug)]
+pub struct Grid<R> {
+    /// The rounding.
+    pub rule: R,
+    /// The draws of the chunk.
+    pub segment: StreamSegment,
+    /// `2^-k`.
+    pub scale: f64,
+    /// `2^k`.
+    pub step: f64,
+    /// The lowest integer.
+    pub lo: f64,
+    /// The highest integer.
+    pub hi: f64,
+}
+
+impl<R: RoundRule> ElementFn for Grid<R> {
+    #[inline(always)]
+    fn apply(&self, lo: u32, v: f32) -> f32 {
+        let random = self.rule.draw(self.segment, lo);
+        grid_element(
+            self.rule, v, random, self.scale, self.step, self.lo, self.hi,
+        )
+    }
+}
+
+/// `round(v · scale)` clamped to `[lo, hi]` (as `f64::clamp` does: NaN
+/// stays NaN), times `step`, as `f32`: the element step of fixed point and
+/// block floating point with `scale = 2^-k`, `step = 2^k`.
+#[inline(always)]
+pub fn grid_element<R: RoundRule>(
+    rule: R,
+    v: f32,
+    random: u32,
+    scale: f64,
+    step: f64,
+    lo: f64,
+    hi: f64,
+) -> f32 {
+    let n = rule.round(f64::from(v) * scale, random);
+    let n = if n < lo { lo } else { n };
+    let n = if n > hi { hi } else { n };
+    (n * step) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> Vec<f64> {
+        let mut v = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.25,
+            -0.25,
+            0.75,
+            -0.75,
+            1e-300,
+            -1e-300,
+            -1e-17,
+            1e-17,
+            0.5 - 2f64.powi(-54),
+            -0.5 - 2f64.powi(-53),
+            2f64.powi(52) + 1.0,
+            -(2f64.powi(52) + 1.0),
+            2f64.powi(53),
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for _ in 0..4000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let scale = 2f64.powi((x % 40) as i32 - 20);
+            let f = ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale;
+            v.push(f);
+            v.push((f * 4.0).round() / 4.0);
+        }
+        v
+    }
+
+    fn check<R: RoundRule>(rule: R, mode: Rounding) {
+        let draws = [
+            0u32,
+            1,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xc000_0000,
+            u32::MAX,
+            12345,
+        ];
+        for v in values() {
+            for &d in &draws {
+                let a = rule.round(v, d);
+                let b = mode.round_int(v, d);
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "{mode} of {v:e} with draw {d:#x}: {a:e} vs {b:e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rules_equal_round_int() {
+        check(NearestEvenRule, Rounding::NearestEven);
+        check(NearestAwayRule, Rounding::NearestAway);
+        check(NearestUpRule, Rounding::NearestUp);
+        check(TowardZeroRule, Rounding::TowardZero);
+        check(DownRule, Rounding::Down);
+        check(UpRule, Rounding::Up);
+        for bits in [1u8, 2, 7, 8, 16, 31, 32] {
+            check(StochasticRule::new(bits), Rounding::Stochastic { bits });
+        }
+    }
+
+    #[test]
+    fn macro_dispatches_every_mode() {
+        for mode in Rounding::DETERMINISTIC
+            .into_iter()
+            .chain([Rounding::STOCHASTIC, Rounding::Stochastic { bits: 3 }])
+        {
+            for v in values() {
+                let a = crate::with_round_rule!(mode, rule => rule.round(v, 0x9abc_def0));
+                let b = mode.round_int(v, 0x9abc_def0);
+                assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+            }
+        }
+    }
+
+    #[test]
+    fn simd_loops_match_plain_loops() {
+        let x: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) * 0.37).collect();
+        let mut a = vec![0.0f32; 1000];
+        let mut b = vec![0.0f32; 1000];
+        let f = Grid {
+            rule: StochasticRule::new(32),
+            segment: QuantRngHelper::segment(),
+            scale: 4.0,
+            step: 0.25,
+            lo: -8.0,
+            hi: 7.0,
+        };
+        map_simd(&x, &mut a, 7, &f);
+        map_simd_plain(&x, &mut b, 7, &f);
+        assert_eq!(a, b);
+        assert_eq!(
+            max_simd(&x, abs_bits_nan_zero),
+            x.iter().fold(0.0f32, |m, v| m.max(v.abs())).to_bits()
+        );
+    }
+
+    struct QuantRngHelper;
+    impl QuantRngHelper {
+        fn segment() -> StreamSegment {
+            crate::QuantRng::new(3).next_stream().segment(0)
+        }
     }
 }

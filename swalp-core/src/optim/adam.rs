@@ -31,6 +31,12 @@ pub struct AdamConfig {
 
 impl AdamConfig {
     /// Adam at `lr` with PyTorch's defaults.
+    ///
+    /// ```
+    /// let c = swalp_core::optim::AdamConfig::adam(1e-3);
+    /// assert_eq!((c.beta1, c.beta2, c.eps), (0.9, 0.999, 1e-8));
+    /// assert!(!c.decoupled && c.weight_decay == 0.0);
+    /// ```
     pub fn adam(lr: f64) -> Self {
         AdamConfig {
             lr,
@@ -43,6 +49,12 @@ impl AdamConfig {
     }
 
     /// AdamW at `lr` with PyTorch's defaults (weight decay 0.01).
+    ///
+    /// ```
+    /// use swalp_core::optim::AdamConfig;
+    /// let c = AdamConfig::adamw(1e-3);
+    /// assert_eq!((c.weight_decay, c.beta2), (0.01, AdamConfig::adam(1e-3).beta2));
+    /// ```
     pub fn adamw(lr: f64) -> Self {
         AdamConfig {
             weight_decay: 0.01,
@@ -85,10 +97,33 @@ impl UpdateRule for AdamConfig {
 }
 
 /// Low-precision Adam / AdamW.
+///
+/// ```
+/// use swalp_core::{hook::shared_rng, optim::{Adam, AdamConfig, OptimQuantizers}};
+/// use swalp_core::tch::{Kind, Tensor};
+/// let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+/// let params = vec![("w".to_string(), w.shallow_clone())];
+/// let mut opt = Adam::new(params, AdamConfig::adam(1e-3), 1e-3, OptimQuantizers::full_precision(), shared_rng(0));
+/// (&w * 2.0).sum(Kind::Float).backward();
+/// opt.step()?;
+/// // Adam's first step moves each weight by the learning rate.
+/// assert!((w.double_value(&[0]) - 0.999).abs() < 1e-6);
+/// # Ok::<(), swalp_core::Error>(())
+/// ```
 pub type Adam = LowPrecision<AdamConfig>;
 
 impl Adam {
     /// Adam or AdamW over the trainable variables of `vs`.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{Adam, AdamConfig, OptimQuantizers}};
+    /// use swalp_core::tch::{nn::VarStore, Device};
+    /// let vs = VarStore::new(Device::Cpu);
+    /// let _w = vs.root().zeros("w", &[4]);
+    /// let opt = Adam::from_var_store(&vs, AdamConfig::adamw(1e-3), OptimQuantizers::full_precision(), shared_rng(0))?;
+    /// assert_eq!(opt.buffers(0).len(), 2); // exp_avg and exp_avg_sq
+    /// # Ok::<(), swalp_core::Error>(())
+    /// ```
     pub fn from_var_store(
         vs: &VarStore,
         config: AdamConfig,

@@ -29,6 +29,18 @@ use crate::points::{PointConfig, QuantPoint};
 use crate::quantizer::Quantizer;
 
 /// The quantizers an optimizer applies, and the gradient scale.
+///
+/// ```
+/// use swalp_core::optim::OptimQuantizers;
+/// # use swalp_formats as _;
+/// let quant = OptimQuantizers {
+///     weight: Some(r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?),
+///     grad_scale: 1024.0,
+///     ..OptimQuantizers::full_precision()
+/// };
+/// assert!(quant.weight.is_some() && quant.gradient.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct OptimQuantizers {
     /// Applied to the weights after each step.
@@ -45,6 +57,12 @@ pub struct OptimQuantizers {
 
 impl OptimQuantizers {
     /// No quantization, gradient scale 1.
+    ///
+    /// ```
+    /// let quant = swalp_core::optim::OptimQuantizers::full_precision();
+    /// assert!(quant.weight.is_none() && quant.accumulator.is_none());
+    /// assert_eq!(quant.grad_scale, 1.0);
+    /// ```
     pub fn full_precision() -> Self {
         OptimQuantizers {
             grad_scale: 1.0,
@@ -53,6 +71,16 @@ impl OptimQuantizers {
     }
 
     /// The optimizer's points of a [`PointConfig`].
+    ///
+    /// ```
+    /// use swalp_core::{optim::OptimQuantizers, points::{PointConfig, QuantPoint}, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let points = PointConfig::full_precision().with(QuantPoint::Weight, Some(q));
+    /// let quant = OptimQuantizers::from_points(&points);
+    /// assert!(quant.weight.is_some() && quant.gradient.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_points(points: &PointConfig) -> Self {
         OptimQuantizers {
             weight: points.get(QuantPoint::Weight).cloned(),
@@ -65,13 +93,50 @@ impl OptimQuantizers {
 }
 
 /// An update rule: how one parameter moves given its gradient.
+///
+/// ```
+/// use swalp_core::optim::{LowPrecision, OptimQuantizers, UpdateRule};
+/// use swalp_core::{hook::shared_rng, tch::{Kind, Tensor}};
+/// // Sign descent: w ← w − lr · sign(g).
+/// struct SignSgd;
+/// impl UpdateRule for SignSgd {
+///     const BUFFERS: &'static [&'static str] = &[];
+///     fn update(&self, w: &mut Tensor, g: &Tensor, _: &mut [Option<Tensor>], lr: f64, _: u64) {
+///         let _ = w.f_sub_(&(g.sign() * lr));
+///     }
+/// }
+/// let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+/// let params = vec![("w".to_string(), w.shallow_clone())];
+/// let mut opt = LowPrecision::new(params, SignSgd, 0.25, OptimQuantizers::full_precision(), shared_rng(0));
+/// (&w * 3.0).sum(Kind::Float).backward();
+/// opt.step()?;
+/// assert_eq!(w.double_value(&[0]), 0.75);
+/// # Ok::<(), swalp_core::Error>(())
+/// ```
 pub trait UpdateRule: Send {
     /// Names of the per-parameter state buffers, for checkpoints.
+    ///
+    /// ```
+    /// use swalp_core::optim::{AdamConfig, SgdConfig, UpdateRule};
+    /// assert_eq!(SgdConfig::BUFFERS, ["momentum"]);
+    /// assert_eq!(AdamConfig::BUFFERS, ["exp_avg", "exp_avg_sq"]);
+    /// ```
     const BUFFERS: &'static [&'static str];
 
     /// Updates `param` in place from `grad` at learning rate `lr` and step
     /// number `step` (1 for the first step), creating or updating `buffers`
     /// (one slot per name in `BUFFERS`). Runs without autograd.
+    ///
+    /// ```
+    /// use swalp_core::optim::{SgdConfig, UpdateRule};
+    /// use swalp_core::tch::Tensor;
+    /// let sgd = SgdConfig { momentum: 0.9, ..SgdConfig::new(0.1) };
+    /// let mut w = Tensor::from_slice(&[1.0f32]);
+    /// let mut buffers: [Option<Tensor>; 1] = [None];
+    /// sgd.update(&mut w, &Tensor::from_slice(&[2.0f32]), &mut buffers, 0.1, 1);
+    /// assert!((w.double_value(&[0]) - 0.8).abs() < 1e-6);
+    /// assert!(buffers[0].is_some()); // the momentum buffer
+    /// ```
     fn update(
         &self,
         param: &mut Tensor,
@@ -84,14 +149,19 @@ pub trait UpdateRule: Send {
 
 /// A low-precision optimizer over named parameters with update rule `R`.
 ///
-/// ```no_run
+/// ```
 /// use swalp_core::{hook::shared_rng, optim::{Sgd, SgdConfig, OptimQuantizers}};
-/// let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+/// use swalp_core::tch::{nn::VarStore, Device, Kind};
+/// let vs = VarStore::new(Device::Cpu);
+/// let w = vs.root().ones("w", &[2]);
 /// let config = SgdConfig { momentum: 0.9, weight_decay: 5e-4, ..SgdConfig::new(0.05) };
 /// let mut opt = Sgd::from_var_store(&vs, config, OptimQuantizers::full_precision(), shared_rng(0))?;
 /// // forward, loss.backward(), then:
+/// (&w * 2.0).sum(Kind::Float).backward();
 /// opt.step()?;
 /// opt.zero_grad();
+/// assert_eq!(opt.steps(), 1);
+/// assert!((w.double_value(&[0]) - (1.0 - 0.05 * (2.0 + 5e-4))).abs() < 1e-6);
 /// # Ok::<(), swalp_core::Error>(())
 /// ```
 #[derive(Debug)]
@@ -110,6 +180,17 @@ pub struct LowPrecision<R: UpdateRule> {
 impl<R: UpdateRule> LowPrecision<R> {
     /// An optimizer over `params` (name, tensor) — ordered by name, so
     /// checkpoints do not depend on construction order.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// use swalp_core::tch::Tensor;
+    /// let params = vec![
+    ///     ("b".to_string(), Tensor::from_slice(&[0.0f32; 3])),
+    ///     ("a".to_string(), Tensor::from_slice(&[0.0f32])),
+    /// ];
+    /// let opt = Sgd::new(params, SgdConfig::new(0.1), 0.1, OptimQuantizers::full_precision(), shared_rng(0));
+    /// assert_eq!(opt.params()[0].size(), [1]); // `a` comes first
+    /// ```
     pub fn new(
         mut params: Vec<(String, Tensor)>,
         rule: R,
@@ -141,6 +222,15 @@ impl<R: UpdateRule> LowPrecision<R> {
     }
 
     /// The trainable variables of `vs`.
+    ///
+    /// ```
+    /// use swalp_core::{optim::Sgd, tch::{nn::VarStore, Device}};
+    /// let vs = VarStore::new(Device::Cpu);
+    /// let _w = vs.root().zeros("w", &[2]);
+    /// let _stats = vs.root().zeros_no_train("running_mean", &[2]);
+    /// let names: Vec<String> = Sgd::trainable(&vs).into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["w"]);
+    /// ```
     pub fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
         vs.variables()
             .into_iter()
@@ -149,42 +239,112 @@ impl<R: UpdateRule> LowPrecision<R> {
     }
 
     /// The learning rate.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// let opt = Sgd::new(vec![], SgdConfig::new(0.1), 0.1, OptimQuantizers::full_precision(), shared_rng(0));
+    /// assert_eq!(opt.lr(), 0.1);
+    /// ```
     pub fn lr(&self) -> f64 {
         self.lr
     }
 
     /// Sets the learning rate (schedules call this every epoch or step).
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// let mut opt = Sgd::new(vec![], SgdConfig::new(0.1), 0.1, OptimQuantizers::full_precision(), shared_rng(0));
+    /// opt.set_lr(0.01);
+    /// assert_eq!(opt.lr(), 0.01);
+    /// ```
     pub fn set_lr(&mut self, lr: f64) {
         self.lr = lr;
     }
 
     /// Steps taken so far.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// let mut opt = Sgd::new(vec![], SgdConfig::new(0.1), 0.1, OptimQuantizers::full_precision(), shared_rng(0));
+    /// opt.step()?;
+    /// assert_eq!(opt.steps(), 1);
+    /// # Ok::<(), swalp_core::Error>(())
+    /// ```
     pub fn steps(&self) -> u64 {
         self.steps
     }
 
     /// The quantizers.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// let quant = OptimQuantizers { grad_scale: 128.0, ..OptimQuantizers::full_precision() };
+    /// let opt = Sgd::new(vec![], SgdConfig::new(0.1), 0.1, quant, shared_rng(0));
+    /// assert_eq!(opt.quantizers().grad_scale, 128.0);
+    /// ```
     pub fn quantizers(&self) -> &OptimQuantizers {
         &self.quant
     }
 
     /// The parameters, ordered by name.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// let params = vec![("w".to_string(), swalp_core::tch::Tensor::from_slice(&[1.0f32]))];
+    /// let opt = Sgd::new(params, SgdConfig::new(0.1), 0.1, OptimQuantizers::full_precision(), shared_rng(0));
+    /// assert_eq!(opt.params()[0].double_value(&[0]), 1.0);
+    /// ```
     pub fn params(&self) -> &[Tensor] {
         &self.params
     }
 
     /// The full-width accumulator of each parameter (when a weight quantizer
     /// is set).
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// # use swalp_formats as _;
+    /// let weight: swalp_core::Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let quant = OptimQuantizers { weight: Some(weight), ..OptimQuantizers::full_precision() };
+    /// let params = vec![("w".to_string(), swalp_core::tch::Tensor::from_slice(&[0.3f32]))];
+    /// let opt = Sgd::new(params, SgdConfig::new(0.1), 0.1, quant, shared_rng(0));
+    /// // A copy of the initial weights.
+    /// assert_eq!(opt.accumulators()[0].as_ref().unwrap().double_value(&[0]), 0.3f32 as f64);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn accumulators(&self) -> &[Option<Tensor>] {
         &self.accumulators
     }
 
     /// The state buffers of parameter `index`, in `R::BUFFERS` order.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// use swalp_core::tch::{Kind, Tensor};
+    /// let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+    /// let sgd = SgdConfig { momentum: 0.9, ..SgdConfig::new(0.1) };
+    /// let mut opt = Sgd::new(vec![("w".into(), w.shallow_clone())], sgd, 0.1, OptimQuantizers::full_precision(), shared_rng(0));
+    /// assert!(opt.buffers(0)[0].is_none());
+    /// w.sum(Kind::Float).backward();
+    /// opt.step()?;
+    /// assert!(opt.buffers(0)[0].is_some());
+    /// # Ok::<(), swalp_core::Error>(())
+    /// ```
     pub fn buffers(&self, index: usize) -> &[Option<Tensor>] {
         &self.buffers[index]
     }
 
     /// Zeroes every gradient.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// use swalp_core::tch::{Kind, Tensor};
+    /// let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+    /// let mut opt = Sgd::new(vec![("w".into(), w.shallow_clone())], SgdConfig::new(0.1), 0.1, OptimQuantizers::full_precision(), shared_rng(0));
+    /// (&w * 2.0).sum(Kind::Float).backward();
+    /// opt.zero_grad();
+    /// assert_eq!(w.grad().double_value(&[0]), 0.0);
+    /// ```
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
             let mut g = p.grad();
@@ -195,6 +355,23 @@ impl<R: UpdateRule> LowPrecision<R> {
     }
 
     /// One optimizer step (see the module docs for the order).
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// use swalp_core::tch::{Kind, Tensor};
+    /// # use swalp_formats as _;
+    /// let weight: swalp_core::Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let quant = OptimQuantizers { weight: Some(weight), ..OptimQuantizers::full_precision() };
+    /// let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+    /// let mut opt = Sgd::new(vec![("w".into(), w.shallow_clone())], SgdConfig::new(0.1), 0.1, quant, shared_rng(0));
+    /// (&w * 2.0).sum(Kind::Float).backward();
+    /// opt.step()?;
+    /// // The accumulator takes the full-precision step; the weights are its rounding.
+    /// let accumulator = opt.accumulators()[0].as_ref().unwrap().double_value(&[0]);
+    /// assert!((accumulator - 0.8).abs() < 1e-6);
+    /// assert_eq!(w.double_value(&[0]), 51.0 / 64.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn step(&mut self) -> Result<()> {
         self.steps += 1;
         let _guard = tch::no_grad_guard();
@@ -231,8 +408,16 @@ impl<R: UpdateRule> LowPrecision<R> {
         match self.accumulators[i].take() {
             Some(acc) => {
                 let acc = self.apply(&self.quant.accumulator, acc)?;
-                let weight = self.apply(&self.quant.weight, acc.shallow_clone())?;
-                self.params[i].f_copy_(&weight)?;
+                // Rounded straight into the model's weights: no temporary.
+                match &self.quant.weight {
+                    Some(q) => {
+                        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+                        q.quantize_into(&acc, &mut self.params[i], &mut rng)?;
+                    }
+                    None => {
+                        self.params[i].f_copy_(&acc)?;
+                    }
+                }
                 self.accumulators[i] = Some(acc);
             }
             None => {
@@ -257,6 +442,19 @@ impl<R: UpdateRule> LowPrecision<R> {
 
     /// Every state tensor by name, for checkpoints: `step`, and per
     /// parameter `<name>.accumulator` and `<name>.<buffer>`.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// use swalp_core::tch::{Kind, Tensor};
+    /// let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+    /// let sgd = SgdConfig { momentum: 0.9, ..SgdConfig::new(0.1) };
+    /// let mut opt = Sgd::new(vec![("w".into(), w.shallow_clone())], sgd, 0.1, OptimQuantizers::full_precision(), shared_rng(0));
+    /// w.sum(Kind::Float).backward();
+    /// opt.step()?;
+    /// let names: Vec<String> = opt.state_tensors().into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["step", "w.momentum"]);
+    /// # Ok::<(), swalp_core::Error>(())
+    /// ```
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("step".to_string(), Tensor::from(self.steps as i64))];
         for (i, name) in self.names.iter().enumerate() {
@@ -274,6 +472,23 @@ impl<R: UpdateRule> LowPrecision<R> {
 
     /// Restores state saved by [`state_tensors`](Self::state_tensors) into
     /// an optimizer over the same parameters.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// use swalp_core::tch::{Kind, Tensor};
+    /// let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+    /// let sgd = SgdConfig { momentum: 0.9, ..SgdConfig::new(0.1) };
+    /// let new = || Sgd::new(vec![("w".into(), w.shallow_clone())], sgd, 0.1, OptimQuantizers::full_precision(), shared_rng(0));
+    /// let mut opt = new();
+    /// w.sum(Kind::Float).backward();
+    /// opt.step()?;
+    /// let mut resumed = new();
+    /// resumed.load_state_tensors(&opt.state_tensors())?;
+    /// assert_eq!(resumed.steps(), 1);
+    /// assert!(resumed.buffers(0)[0].is_some());
+    /// assert!(resumed.load_state_tensors(&[]).is_err()); // no `step`
+    /// # Ok::<(), swalp_core::Error>(())
+    /// ```
     pub fn load_state_tensors(&mut self, state: &[(String, Tensor)]) -> Result<()> {
         let find = |key: &str| state.iter().find(|(k, _)| k == key).map(|(_, t)| t);
         let missing = |key: String| Error::State(format!("optimizer state has no tensor `{key}`"));

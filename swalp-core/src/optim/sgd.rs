@@ -29,6 +29,11 @@ pub struct SgdConfig {
 
 impl SgdConfig {
     /// Plain SGD at learning rate `lr`.
+    ///
+    /// ```
+    /// let c = swalp_core::optim::SgdConfig::new(0.1);
+    /// assert_eq!((c.lr, c.momentum, c.nesterov), (0.1, 0.0, false));
+    /// ```
     pub fn new(lr: f64) -> Self {
         SgdConfig {
             lr,
@@ -59,6 +64,8 @@ impl UpdateRule for SgdConfig {
         if self.momentum != 0.0 {
             let buffer = match buffers[0].take() {
                 None => d.detach().copy(),
+                // d · 1 is d exactly: skip that pass without dampening.
+                Some(b) if self.dampening == 0.0 => b * self.momentum + &d,
                 Some(b) => b * self.momentum + &d * (1.0 - self.dampening),
             };
             d = if self.nesterov {
@@ -73,10 +80,32 @@ impl UpdateRule for SgdConfig {
 }
 
 /// Low-precision SGD.
+///
+/// ```
+/// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+/// use swalp_core::tch::{Kind, Tensor};
+/// let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+/// let config = SgdConfig { weight_decay: 0.5, ..SgdConfig::new(0.1) };
+/// let mut opt = Sgd::new(vec![("w".into(), w.shallow_clone())], config, config.lr, OptimQuantizers::full_precision(), shared_rng(0));
+/// (&w * 2.0).sum(Kind::Float).backward();
+/// opt.step()?;
+/// assert!((w.double_value(&[0]) - (1.0 - 0.1 * (2.0 + 0.5))).abs() < 1e-6);
+/// # Ok::<(), swalp_core::Error>(())
+/// ```
 pub type Sgd = LowPrecision<SgdConfig>;
 
 impl Sgd {
     /// SGD over the trainable variables of `vs`.
+    ///
+    /// ```
+    /// use swalp_core::{hook::shared_rng, optim::{OptimQuantizers, Sgd, SgdConfig}};
+    /// use swalp_core::tch::{nn::VarStore, Device};
+    /// let vs = VarStore::new(Device::Cpu);
+    /// let _w = vs.root().zeros("w", &[4]);
+    /// let opt = Sgd::from_var_store(&vs, SgdConfig::new(0.1), OptimQuantizers::full_precision(), shared_rng(0))?;
+    /// assert_eq!((opt.params().len(), opt.lr()), (1, 0.1));
+    /// # Ok::<(), swalp_core::Error>(())
+    /// ```
     pub fn from_var_store(
         vs: &VarStore,
         config: SgdConfig,

@@ -1,8 +1,20 @@
 //! Native CPU kernels: fused loops over contiguous `f32` slices.
+//!
+//! Each kernel is compiled once per rounding mode ([`with_round_rule!`]),
+//! split into aligned chunks across threads ([`for_each_chunk`]) and runs a
+//! branch-free element function in a vectorised loop ([`map_simd`]). Block
+//! formats walk each chunk in runs of consecutive elements that share a
+//! block, so the block lookup happens once per run, not per element.
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use swalp_core::{
-    kernel::native::{draw, exponent, map_indexed, pow2, round_to_grid},
-    RandomStream, Result, Rounding,
+    kernel::native::{
+        abs_bits_nan_inf, abs_bits_nan_zero, exponent, for_each_chunk, for_each_input_chunk,
+        grid_element, map_simd, max_simd, pow2, segment, ElementFn, Grid, RoundRule,
+    },
+    rng::StreamSegment,
+    with_round_rule, RandomStream, Result, Rounding,
 };
 
 use crate::{BlockFloat, FixedPoint, FloatFormat};
@@ -16,13 +28,17 @@ pub fn fixed(
     random: Option<RandomStream>,
 ) {
     let k = -format.fl();
-    let step = pow2(k);
-    let (lo, hi) = format.int_range();
-    let clamp = format.clamps();
-    map_indexed(x, out, |i, v| {
-        let n = round_to_grid(f64::from(v), k, rounding, draw(random, i));
-        let n = if clamp { n.clamp(lo, hi) } else { n };
-        (n * step) as f32
+    let (scale, step) = (pow2(-k), pow2(k));
+    let (lo, hi) = if format.clamps() {
+        format.int_range()
+    } else {
+        (f64::NEG_INFINITY, f64::INFINITY)
+    };
+    with_round_rule!(rounding, rule => {
+        for_each_chunk(x, out, |start, inp, outp| {
+            let grid = Grid { rule, segment: segment(random, start), scale, step, lo, hi };
+            map_simd(inp, outp, start as u32, &grid);
+        })
     });
 }
 
@@ -35,36 +51,103 @@ pub fn float(
     rounding: Rounding,
     random: Option<RandomStream>,
 ) {
-    let max = format.max_value();
-    let overflow = [
-        format.overflow_value(false, rounding),
-        format.overflow_value(true, rounding),
-    ];
-    let infinity = [format.infinity_value(false), format.infinity_value(true)];
-    map_indexed(x, out, |i, v| {
-        let x = f64::from(v);
-        if x == 0.0 {
-            return v;
-        }
-        if x.is_nan() {
-            // Quieted, as the tensor kernel's round trip through f64 does.
-            return f32::from_bits(v.to_bits() | 0x0040_0000);
-        }
-        let negative = usize::from(x < 0.0);
-        if x.is_infinite() {
-            return infinity[negative] as f32;
-        }
-        let k = format.step_exponent(exponent(x));
-        let y = round_to_grid(x, k, rounding, draw(random, i)) * pow2(k);
-        if y.abs() > max {
-            overflow[negative] as f32
+    let params = FloatParams {
+        max: format.max_value(),
+        overflow: [
+            format.overflow_value(false, rounding),
+            format.overflow_value(true, rounding),
+        ],
+        infinity: [format.infinity_value(false), format.infinity_value(true)],
+        emin: format.emin(),
+        emax: format.emax(),
+        man: format.man_bits() as i32,
+        // The step below 2^emin (see `FloatFormat::step_exponent`).
+        below_emin: if format.has_subnormals() {
+            format.emin() - format.man_bits() as i32
         } else {
-            y as f32
-        }
+            format.emin()
+        },
+    };
+    with_round_rule!(rounding, rule => {
+        for_each_chunk(x, out, |start, inp, outp| {
+            let f = FloatElement { rule, segment: segment(random, start), p: &params };
+            map_simd(inp, outp, start as u32, &f);
+        })
     });
 }
 
-/// Block floating point: one pass for the block maxima, one to round.
+struct FloatElement<'a, R> {
+    rule: R,
+    segment: StreamSegment,
+    p: &'a FloatParams,
+}
+
+impl<R: RoundRule> ElementFn for FloatElement<'_, R> {
+    #[inline(always)]
+    fn apply(&self, lo: u32, v: f32) -> f32 {
+        float_element(self.rule, self.p, v, self.rule.draw(self.segment, lo))
+    }
+}
+
+struct FloatParams {
+    max: f64,
+    overflow: [f64; 2],
+    infinity: [f64; 2],
+    emin: i32,
+    emax: i32,
+    man: i32,
+    below_emin: i32,
+}
+
+/// One element of [`float`], branch-free: every case is computed and the
+/// right one selected. Zeros come through the rounding unchanged (every rule
+/// keeps a signed zero), NaN is quieted (as the tensor kernel's round trip
+/// through f64 does), infinities become the format's infinity.
+#[inline(always)]
+fn float_element<R: RoundRule>(rule: R, p: &FloatParams, v: f32, random: u32) -> f32 {
+    let x = f64::from(v);
+    // The binade from the f32 exponent field: zeros and subnormals read as
+    // -127, below every format's emin (at least -126) as their true
+    // exponents are; infinities and NaN read as 128, at least emax. So this
+    // is the step of `FloatFormat::step_exponent(exponent(x))`.
+    let e = (((v.to_bits() >> 23) & 0xff) as i32 - 127).min(p.emax);
+    let k = if e >= p.emin { e - p.man } else { p.below_emin };
+    let y = rule.round(x * pow2(-k), random) * pow2(k);
+    let negative = x < 0.0;
+    let overflow = if negative {
+        p.overflow[1]
+    } else {
+        p.overflow[0]
+    };
+    let infinity = if negative {
+        p.infinity[1]
+    } else {
+        p.infinity[0]
+    };
+    let y = if y.abs() > p.max { overflow } else { y };
+    let y = if x.is_infinite() { infinity } else { y };
+    if x.is_nan() {
+        f32::from_bits(v.to_bits() | 0x0040_0000)
+    } else {
+        y as f32
+    }
+}
+
+/// Runs shorter than this (on average) make the run-wise block kernels fall
+/// back to looking up each element's block.
+const MIN_RUN: usize = 16;
+
+/// Blocks up to this long that are runs of consecutive elements are rounded
+/// in one visit (maximum, then elements, while the block is in cache); a
+/// block that straddles two chunks has its maximum found by both, so longer
+/// blocks take two passes instead.
+const FUSE_MAX_RUN: usize = swalp_core::kernel::native::CHUNK;
+
+/// Block floating point: the block maxima, then the rounding. Blocks that
+/// are short runs of consecutive elements (one exponent per slice along
+/// dimension 0, as the seed uses for weights) are done one at a time in a
+/// single pass over memory; other layouts take one pass for all maxima and
+/// one to round.
 pub fn block(
     format: &BlockFloat,
     x: &[f32],
@@ -74,31 +157,109 @@ pub fn block(
     random: Option<RandomStream>,
 ) -> Result<()> {
     let layout = format.layout(shape)?;
-    let mut max_abs = vec![0.0f64; layout.num_blocks()];
-    for (i, &v) in x.iter().enumerate() {
-        let m = &mut max_abs[layout.block_of(i)];
-        // NaN compares false and so never becomes the maximum.
-        let a = f64::from(v).abs();
-        if a > *m {
-            *m = a;
-        }
+    let step_of = |max_bits: u32| {
+        format.step_exponent(format.shared_exponent(f64::from(f32::from_bits(max_bits))))
+    };
+    if layout.blocks_are_runs() && layout.typical_run() <= FUSE_MAX_RUN {
+        // One visit per block: its maximum, then its elements, from cache.
+        with_round_rule!(rounding, rule => {
+            for_each_chunk(x, out, |start, inp, outp| {
+                let seg = segment(random, start);
+                let end = start + inp.len();
+                let mut g = start;
+                while g < end {
+                    // The whole block, which may reach into other chunks.
+                    let block = layout.run_start(g)..layout.run_end(g).min(x.len());
+                    let k = step_of(max_simd(&x[block.clone()], abs_bits_nan_zero));
+                    let (lo, hi) = format.int_range_at(k);
+                    let grid = Grid { rule, segment: seg, scale: pow2(-k), step: pow2(k), lo, hi };
+                    let stop = block.end.min(end);
+                    let part = g - start..stop - start;
+                    map_simd(&inp[part.clone()], &mut outp[part], g as u32, &grid);
+                    g = stop;
+                }
+            })
+        });
+        return Ok(());
     }
-    let steps: Vec<i32> = max_abs
-        .iter()
-        .map(|&m| format.step_exponent(format.shared_exponent(m)))
-        .collect();
-    map_indexed(x, out, |i, v| {
-        let k = steps[layout.block_of(i)];
-        let (lo, hi) = format.int_range_at(k);
-        let n = round_to_grid(f64::from(v), k, rounding, draw(random, i)).clamp(lo, hi);
-        (n * pow2(k)) as f32
+    let runs = layout.typical_run() >= MIN_RUN;
+    // Block maxima as f32 bits (NaN takes no part); |x| as f64 is exact, so
+    // this is the maximum the tensor kernel finds.
+    let max_bits = block_maxima(x, layout.num_blocks(), runs, abs_bits_nan_zero, |i| {
+        (layout.block_of(i), layout.run_end(i))
+    });
+    let steps: Vec<i32> = max_bits.into_iter().map(step_of).collect();
+    with_round_rule!(rounding, rule => {
+        for_each_chunk(x, out, |start, inp, outp| {
+            let seg = segment(random, start);
+            if runs {
+                let mut i = 0;
+                while i < inp.len() {
+                    let g = start + i;
+                    let end = (layout.run_end(g) - start).min(inp.len());
+                    let k = steps[layout.block_of(g)];
+                    let (lo, hi) = format.int_range_at(k);
+                    let grid = Grid { rule, segment: seg, scale: pow2(-k), step: pow2(k), lo, hi };
+                    map_simd(&inp[i..end], &mut outp[i..end], g as u32, &grid);
+                    i = end;
+                }
+            } else {
+                for (j, (o, &v)) in outp.iter_mut().zip(inp).enumerate() {
+                    let g = start + j;
+                    let k = steps[layout.block_of(g)];
+                    let (lo, hi) = format.int_range_at(k);
+                    let r = rule.draw(seg, g as u32);
+                    *o = grid_element(rule, v, r, pow2(-k), pow2(k), lo, hi);
+                }
+            }
+        })
     });
     Ok(())
 }
 
-/// OCP MX: one pass for the block maxima (a NaN or infinity makes its block
-/// non-finite), one to round each element on its block's scaled element grid
-/// and clamp it to the element's max normal.
+/// The largest `key(x[i])` of every block, as a vector over blocks.
+/// `locate(i)` gives element `i`'s block and the end of its run (the first
+/// index past `i` in another block). With `runs`, chunks are scanned in
+/// parallel run by run and merged with atomic maxima (the maximum does not
+/// depend on the order); otherwise element by element on one thread.
+fn block_maxima<K>(
+    x: &[f32],
+    num_blocks: usize,
+    runs: bool,
+    key: K,
+    locate: impl Fn(usize) -> (usize, usize) + Sync,
+) -> Vec<u32>
+where
+    K: Fn(f32) -> u32 + Copy + Sync,
+{
+    if !runs {
+        let mut max = vec![0u32; num_blocks];
+        for (i, &v) in x.iter().enumerate() {
+            let m = &mut max[locate(i).0];
+            *m = (*m).max(key(v));
+        }
+        return max;
+    }
+    let max: Vec<AtomicU32> = (0..num_blocks).map(|_| AtomicU32::new(0)).collect();
+    for_each_input_chunk(x, |start, inp| {
+        let mut i = 0;
+        while i < inp.len() {
+            let (block, run_end) = locate(start + i);
+            let end = (run_end - start).min(inp.len());
+            let m = max_simd(&inp[i..end], key);
+            if m > 0 {
+                max[block].fetch_max(m, Ordering::Relaxed);
+            }
+            i = end;
+        }
+    });
+    max.into_iter().map(AtomicU32::into_inner).collect()
+}
+
+/// OCP MX: the block maxima (a NaN or infinity makes its block non-finite),
+/// then each element rounded on its block's scaled element grid and clamped
+/// to the element's max normal; blocks along the last dimension in a single
+/// pass, as in [`block`].
 pub fn mx(
     format: &crate::mx::MxFormat,
     x: &[f32],
@@ -108,34 +269,130 @@ pub fn mx(
     random: Option<RandomStream>,
 ) -> Result<()> {
     let layout = format.layout(shape, swalp_core::Backend::Native)?;
-    let mut max_abs = vec![0.0f64; layout.num_blocks()];
-    for (i, &v) in x.iter().enumerate() {
-        let a = f64::from(v).abs();
-        // NaN compares false: count it as infinite so that it marks the block.
-        let a = if a.is_nan() { f64::INFINITY } else { a };
-        let m = &mut max_abs[layout.block_of(i)];
-        if a > *m {
-            *m = a;
-        }
-    }
-    let scales: Vec<Option<i32>> = max_abs.iter().map(|&m| format.shared_exponent(m)).collect();
+    let scale_of = |max_bits: u32| format.shared_exponent(f64::from(f32::from_bits(max_bits)));
     let elem = format.elem();
-    let max = elem.max_value();
-    map_indexed(x, out, |i, v| {
-        let Some(s) = scales[layout.block_of(i)] else {
-            return f32::NAN;
-        };
-        let x = f64::from(v);
-        // The element grid around x / 2^s, moved back by 2^s; x = 0 reads as
-        // exponent -1023, below every binade, and stays a signed zero.
-        let k = elem.step_exponent(exponent(x) - s) + s;
-        let y = round_to_grid(x, k, rounding, draw(random, i)) * pow2(k);
-        let limit = max * pow2(s);
-        if y.abs() > limit {
-            limit.copysign(y) as f32
-        } else {
-            y as f32
-        }
+    let params = MxParams {
+        max: elem.max_value(),
+        emin: elem.emin(),
+        emax: elem.emax(),
+        man: elem.man_bits() as i32,
+    };
+    if layout.blocks_are_runs() && layout.typical_run() <= FUSE_MAX_RUN {
+        // One visit per block, as in `block`.
+        with_round_rule!(rounding, rule => {
+            for_each_chunk(x, out, |start, inp, outp| {
+                let seg = segment(random, start);
+                let end = start + inp.len();
+                let mut g = start;
+                while g < end {
+                    let block = layout.run_start(g)..layout.run_end(g).min(x.len());
+                    let s = scale_of(max_simd(&x[block.clone()], abs_bits_nan_inf));
+                    let stop = block.end.min(end);
+                    let part = g - start..stop - start;
+                    mx_run(rule, seg, &params, s, g, &inp[part.clone()], &mut outp[part]);
+                    g = stop;
+                }
+            })
+        });
+        return Ok(());
+    }
+    let runs = layout.typical_run() >= MIN_RUN;
+    let max_bits = block_maxima(x, layout.num_blocks(), runs, abs_bits_nan_inf, |i| {
+        (layout.block_of(i), layout.run_end(i))
+    });
+    let scales: Vec<Option<i32>> = max_bits.into_iter().map(scale_of).collect();
+    with_round_rule!(rounding, rule => {
+        for_each_chunk(x, out, |start, inp, outp| {
+            let seg = segment(random, start);
+            if runs {
+                let mut i = 0;
+                while i < inp.len() {
+                    let g = start + i;
+                    let end = (layout.run_end(g) - start).min(inp.len());
+                    let s = scales[layout.block_of(g)];
+                    mx_run(rule, seg, &params, s, g, &inp[i..end], &mut outp[i..end]);
+                    i = end;
+                }
+            } else {
+                for (j, (o, &v)) in outp.iter_mut().zip(inp).enumerate() {
+                    let g = start + j;
+                    *o = match scales[layout.block_of(g)] {
+                        None => f32::NAN,
+                        Some(s) => {
+                            let limit = params.max * pow2(s);
+                            let r = rule.draw(seg, g as u32);
+                            mx_element(rule, &params, s, limit, v, r)
+                        }
+                    };
+                }
+            }
+        })
     });
     Ok(())
+}
+
+/// Rounds the run `inp` (first element `g`) of a block with scale `2^s`
+/// (`None`: a non-finite block, all NaN) into `outp`.
+fn mx_run<R: RoundRule>(
+    rule: R,
+    segment: StreamSegment,
+    p: &MxParams,
+    s: Option<i32>,
+    g: usize,
+    inp: &[f32],
+    outp: &mut [f32],
+) {
+    match s {
+        None => outp.fill(f32::NAN),
+        Some(s) => {
+            let limit = p.max * pow2(s);
+            let f = MxElement {
+                rule,
+                segment,
+                p,
+                s,
+                limit,
+            };
+            map_simd(inp, outp, g as u32, &f);
+        }
+    }
+}
+
+struct MxElement<'a, R> {
+    rule: R,
+    segment: StreamSegment,
+    p: &'a MxParams,
+    s: i32,
+    limit: f64,
+}
+
+impl<R: RoundRule> ElementFn for MxElement<'_, R> {
+    #[inline(always)]
+    fn apply(&self, lo: u32, v: f32) -> f32 {
+        let random = self.rule.draw(self.segment, lo);
+        mx_element(self.rule, self.p, self.s, self.limit, v, random)
+    }
+}
+
+struct MxParams {
+    max: f64,
+    emin: i32,
+    emax: i32,
+    man: i32,
+}
+
+/// One element of [`mx`] in a block of scale `2^s`: the element grid around
+/// `x / 2^s`, moved back by `2^s`; `x = 0` reads as exponent -1023, below
+/// every binade, and stays a signed zero.
+#[inline(always)]
+fn mx_element<R: RoundRule>(rule: R, p: &MxParams, s: i32, limit: f64, v: f32, random: u32) -> f32 {
+    let x = f64::from(v);
+    let k = (exponent(x) - s).clamp(p.emin, p.emax) - p.man + s;
+    let y = rule.round(x * pow2(-k), random) * pow2(k);
+    let y = if y.abs() > limit {
+        limit.copysign(y)
+    } else {
+        y
+    };
+    y as f32
 }

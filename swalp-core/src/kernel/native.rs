@@ -9,7 +9,7 @@
 //!
 //! - [`map_indexed`], [`round_to_grid`] and [`draw`]: the simple form, one
 //!   closure per element with the rounding mode decided per element;
-//! - the fast form the built-in formats use: [`with_round_rule!`]
+//! - the fast form the built-in formats use: [`with_round_rule!`](crate::with_round_rule)
 //!   monomorphises a kernel per rounding mode (a [`RoundRule`], equal to
 //!   [`Rounding::round_int`] bit for bit, without a branch per element),
 //!   [`for_each_chunk`] splits the work into aligned chunks across
@@ -465,7 +465,7 @@ fn u32_to_f64(x: u32) -> f64 {
 }
 
 /// A rounding mode as a type, for kernels monomorphised per mode (see
-/// [`with_round_rule!`]): [`round`](Self::round) equals
+/// [`with_round_rule!`](crate::with_round_rule)): [`round`](Self::round) equals
 /// [`Rounding::round_int`] bit for bit, signed zeros, infinities and NaN
 /// included, and has no branch.
 pub trait RoundRule: Copy + Send + Sync {

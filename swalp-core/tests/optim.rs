@@ -9,8 +9,21 @@ use swalp_core::tch::{nn, nn::Module, nn::ModuleT, nn::OptimizerConfig, Device, 
 use swalp_core::{QuantRng, Quantizer, Rounding};
 use swalp_formats as _;
 
-fn model(seed: i64) -> (nn::VarStore, nn::Sequential) {
+/// libtorch's generator is global and tests run in parallel: seeding and the
+/// draws that follow must not interleave with another test's.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn seeded<T>(seed: i64, draw: impl FnOnce() -> T) -> T {
+    let _guard = SEEDED.lock().unwrap_or_else(|p| p.into_inner());
     swalp_core::tch::manual_seed(seed);
+    draw()
+}
+
+fn model(seed: i64) -> (nn::VarStore, nn::Sequential) {
+    seeded(seed, model_unseeded)
+}
+
+fn model_unseeded() -> (nn::VarStore, nn::Sequential) {
     let vs = nn::VarStore::new(Device::Cpu);
     let net = nn::seq()
         .add(nn::linear(vs.root() / "l1", 6, 8, Default::default()))
@@ -20,10 +33,11 @@ fn model(seed: i64) -> (nn::VarStore, nn::Sequential) {
 }
 
 fn data() -> (Tensor, Tensor) {
-    swalp_core::tch::manual_seed(99);
-    let x = Tensor::randn([32, 6], (Kind::Float, Device::Cpu));
-    let y = Tensor::randn([32, 3], (Kind::Float, Device::Cpu));
-    (x, y)
+    seeded(99, || {
+        let x = Tensor::randn([32, 6], (Kind::Float, Device::Cpu));
+        let y = Tensor::randn([32, 3], (Kind::Float, Device::Cpu));
+        (x, y)
+    })
 }
 
 fn loss(net: &nn::Sequential, x: &Tensor, y: &Tensor) -> Tensor {
@@ -330,8 +344,9 @@ fn swa_average_is_the_mean_of_the_sampled_iterates() {
 fn batchnorm_recomputation_equals_the_training_set_statistics() {
     let vs = nn::VarStore::new(Device::Cpu);
     let bn = nn::batch_norm1d(vs.root() / "bn", 4, Default::default());
-    swalp_core::tch::manual_seed(11);
-    let data = Tensor::randn([40, 4], (Kind::Float, Device::Cpu)) * 3.0 + 1.5;
+    let data = seeded(11, || {
+        Tensor::randn([40, 4], (Kind::Float, Device::Cpu)) * 3.0 + 1.5
+    });
     let batches: Vec<Tensor> = data.split(10, 0);
     // Stale statistics from elsewhere must not leak into the result.
     let _ = bn.forward_t(

@@ -95,7 +95,7 @@ where
         }
     }
     for_each_chunk(input, out, |start, inp, outp| {
-        map_simd(inp, outp, 0, &Indexed(&f, start));
+        map_simd(inp, outp, 0, Indexed(&f, start));
     });
 }
 
@@ -333,13 +333,14 @@ pub fn segment(random: Option<RandomStream>, start: usize) -> StreamSegment {
 }
 
 /// Writes `out[j] = f.apply(first + j, input[j])` (the index wrapping in
-/// `u32`): the inner loop of a native kernel. On x86-64 the loop is also
+/// `u32`): the inner loop of a native kernel. `f` is taken by value, so its
+/// parameters live in registers during the loop. On x86-64 the loop is also
 /// compiled for AVX-512 and AVX2 and the best the CPU has is chosen at run
 /// time. Every variant computes the same IEEE operations (Rust never fuses
 /// or reorders floating-point arithmetic), so results do not depend on the
 /// CPU.
 #[inline(always)]
-pub fn map_simd<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: &F) {
+pub fn map_simd<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: F) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
@@ -359,7 +360,7 @@ pub fn map_simd<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: &F)
 }
 
 #[inline(always)]
-fn map_simd_plain<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: &F) {
+fn map_simd_plain<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: F) {
     let n = input.len().min(out.len());
     let (input, out) = (&input[..n], &mut out[..n]);
     for j in 0..n {
@@ -369,13 +370,13 @@ fn map_simd_plain<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: &
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn map_simd_avx2<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: &F) {
+unsafe fn map_simd_avx2<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: F) {
     map_simd_plain(input, out, first, f)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
-unsafe fn map_simd_avx512<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: &F) {
+unsafe fn map_simd_avx512<F: ElementFn>(input: &[f32], out: &mut [f32], first: u32, f: F) {
     map_simd_plain(input, out, first, f)
 }
 
@@ -475,6 +476,20 @@ pub trait RoundRule: Copy + Send + Sync {
     /// [`Rounding::round_int`]`(v, random)`.
     fn round(self, v: f64, random: u32) -> f64;
 
+    /// Whether [`round`](Self::round) is one IEEE 754 roundToIntegral
+    /// operation (nearest-even, toward zero, down, up): then rounding an
+    /// `f32` with [`round_f32`](Self::round_f32) gives exactly what `round`
+    /// gives for the same value as `f64`, and a kernel whose arithmetic is
+    /// exact in `f32` may use twice the vector lanes.
+    const IEEE_OP: bool = false;
+
+    /// `round(f64::from(v), 0) as f32`, in `f32` arithmetic when
+    /// [`IEEE_OP`](Self::IEEE_OP).
+    #[inline(always)]
+    fn round_f32(self, v: f32) -> f32 {
+        self.round(f64::from(v), 0) as f32
+    }
+
     /// The random draw for the element with low index bits `lo`, or 0 when
     /// the rule is deterministic (the draw is then never computed).
     #[inline(always)]
@@ -529,32 +544,52 @@ impl StochasticRule {
 // `round_int` turns into -0; `ceil(-0.3)` is -0).
 impl RoundRule for NearestEvenRule {
     const STOCHASTIC: bool = false;
+    const IEEE_OP: bool = true;
     #[inline(always)]
     fn round(self, v: f64, _: u32) -> f64 {
+        v.round_ties_even()
+    }
+    #[inline(always)]
+    fn round_f32(self, v: f32) -> f32 {
         v.round_ties_even()
     }
 }
 
 impl RoundRule for TowardZeroRule {
     const STOCHASTIC: bool = false;
+    const IEEE_OP: bool = true;
     #[inline(always)]
     fn round(self, v: f64, _: u32) -> f64 {
+        v.trunc()
+    }
+    #[inline(always)]
+    fn round_f32(self, v: f32) -> f32 {
         v.trunc()
     }
 }
 
 impl RoundRule for DownRule {
     const STOCHASTIC: bool = false;
+    const IEEE_OP: bool = true;
     #[inline(always)]
     fn round(self, v: f64, _: u32) -> f64 {
+        v.floor()
+    }
+    #[inline(always)]
+    fn round_f32(self, v: f32) -> f32 {
         v.floor()
     }
 }
 
 impl RoundRule for UpRule {
     const STOCHASTIC: bool = false;
+    const IEEE_OP: bool = true;
     #[inline(always)]
     fn round(self, v: f64, _: u32) -> f64 {
+        v.ceil()
+    }
+    #[inline(always)]
+    fn round_f32(self, v: f32) -> f32 {
         v.ceil()
     }
 }
@@ -779,6 +814,44 @@ mod tests {
     }
 
     #[test]
+    fn ieee_rules_round_f32_as_f64() {
+        fn check32<R: RoundRule>(rule: R) {
+            assert!(R::IEEE_OP);
+            let mut x = 0x9e37_79b9u32;
+            let specials = [
+                0.0f32,
+                -0.0,
+                0.5,
+                -0.5,
+                1.5,
+                -2.5,
+                f32::MAX,
+                f32::MIN_POSITIVE,
+            ];
+            let values = (0..200_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    f32::from_bits(x)
+                })
+                .chain(specials);
+            for v in values {
+                let a = rule.round_f32(v);
+                let b = rule.round(f64::from(v), 0) as f32;
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "{v:e}"
+                );
+            }
+        }
+        check32(NearestEvenRule);
+        check32(TowardZeroRule);
+        check32(DownRule);
+        check32(UpRule);
+    }
+
+    #[test]
     fn macro_dispatches_every_mode() {
         for mode in Rounding::DETERMINISTIC
             .into_iter()
@@ -805,8 +878,8 @@ mod tests {
             lo: -8.0,
             hi: 7.0,
         };
-        map_simd(&x, &mut a, 7, &f);
-        map_simd_plain(&x, &mut b, 7, &f);
+        map_simd(&x, &mut a, 7, f);
+        map_simd_plain(&x, &mut b, 7, f);
         assert_eq!(a, b);
         assert_eq!(
             max_simd(&x, abs_bits_nan_zero),

@@ -37,7 +37,7 @@ pub fn fixed(
     with_round_rule!(rounding, rule => {
         for_each_chunk(x, out, |start, inp, outp| {
             let grid = Grid { rule, segment: segment(random, start), scale, step, lo, hi };
-            map_simd(inp, outp, start as u32, &grid);
+            map_simd(inp, outp, start as u32, grid);
         })
     });
 }
@@ -68,27 +68,117 @@ pub fn float(
             format.emin()
         },
     };
+    let params32 = Float32Params::new(&params);
     with_round_rule!(rounding, rule => {
-        for_each_chunk(x, out, |start, inp, outp| {
-            let f = FloatElement { rule, segment: segment(random, start), p: &params };
-            map_simd(inp, outp, start as u32, &f);
-        })
+        match params32.as_ref().filter(|_| is_ieee_op(&rule)) {
+            Some(p) => for_each_chunk(x, out, |_, inp, outp| {
+                map_simd(inp, outp, 0, Float32Element { rule, p: *p });
+            }),
+            None => for_each_chunk(x, out, |start, inp, outp| {
+                let f = FloatElement { rule, segment: segment(random, start), p: params };
+                map_simd(inp, outp, start as u32, f);
+            }),
+        }
     });
 }
 
-struct FloatElement<'a, R> {
-    rule: R,
-    segment: StreamSegment,
-    p: &'a FloatParams,
+fn is_ieee_op<R: RoundRule>(_: &R) -> bool {
+    R::IEEE_OP
 }
 
-impl<R: RoundRule> ElementFn for FloatElement<'_, R> {
-    #[inline(always)]
-    fn apply(&self, lo: u32, v: f32) -> f32 {
-        float_element(self.rule, self.p, v, self.rule.draw(self.segment, lo))
+/// [`FloatParams`] for formats whose rounding is exact in `f32` arithmetic
+/// under a [`RoundRule::IEEE_OP`] rule: every step `2^k` (and `2^-k`) a
+/// normal `f32`, no scaling that could overflow (`emax > man`) and none that
+/// scales tiny values down (steps below `2^emin` at most 1). Then
+/// `x · 2^-k` is exact, rounding it is one exact operation, and `y · 2^k`
+/// is exact or overflows to an infinity that the overflow rule replaces just
+/// as it replaces the `f64` result beyond the largest value. Common 16- and
+/// 8-bit formats qualify (`bfloat16`, whose subnormal steps reach `2^-133`,
+/// does not).
+#[derive(Clone, Copy)]
+struct Float32Params {
+    max: f32,
+    overflow: [f32; 2],
+    infinity: [f32; 2],
+    emin: i32,
+    emax: i32,
+    man: i32,
+    below_emin: i32,
+}
+
+impl Float32Params {
+    fn new(p: &FloatParams) -> Option<Self> {
+        let kmin = p.below_emin.min(p.emin - p.man);
+        let kmax = p.emax - p.man;
+        let exact = kmin >= -126 && (1..=126).contains(&kmax) && p.below_emin <= 0;
+        exact.then(|| Float32Params {
+            max: p.max as f32,
+            overflow: p.overflow.map(|v| v as f32),
+            infinity: p.infinity.map(|v| v as f32),
+            emin: p.emin,
+            emax: p.emax,
+            man: p.man,
+            below_emin: p.below_emin,
+        })
     }
 }
 
+/// `2^k` as an `f32`, for `k` in `-126..=127`.
+#[inline(always)]
+fn pow2_f32(k: i32) -> f32 {
+    f32::from_bits(((k + 127) as u32) << 23)
+}
+
+#[derive(Clone, Copy)]
+struct Float32Element<R> {
+    rule: R,
+    p: Float32Params,
+}
+
+impl<R: RoundRule> ElementFn for Float32Element<R> {
+    /// [`float_element`] in `f32` (see [`Float32Params`]): the same result.
+    #[inline(always)]
+    fn apply(&self, _: u32, v: f32) -> f32 {
+        let p = &self.p;
+        let e = (((v.to_bits() >> 23) & 0xff) as i32 - 127).min(p.emax);
+        let k = if e >= p.emin { e - p.man } else { p.below_emin };
+        let y = self.rule.round_f32(v * pow2_f32(-k)) * pow2_f32(k);
+        let negative = v < 0.0;
+        let overflow = if negative {
+            p.overflow[1]
+        } else {
+            p.overflow[0]
+        };
+        let infinity = if negative {
+            p.infinity[1]
+        } else {
+            p.infinity[0]
+        };
+        let y = if y.abs() > p.max { overflow } else { y };
+        let y = if v.is_infinite() { infinity } else { y };
+        if v.is_nan() {
+            f32::from_bits(v.to_bits() | 0x0040_0000)
+        } else {
+            y
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct FloatElement<R> {
+    rule: R,
+    segment: StreamSegment,
+    p: FloatParams,
+}
+
+impl<R: RoundRule> ElementFn for FloatElement<R> {
+    #[inline(always)]
+    fn apply(&self, lo: u32, v: f32) -> f32 {
+        float_element(self.rule, &self.p, v, self.rule.draw(self.segment, lo))
+    }
+}
+
+#[derive(Clone, Copy)]
 struct FloatParams {
     max: f64,
     overflow: [f64; 2],
@@ -175,7 +265,7 @@ pub fn block(
                     let grid = Grid { rule, segment: seg, scale: pow2(-k), step: pow2(k), lo, hi };
                     let stop = block.end.min(end);
                     let part = g - start..stop - start;
-                    map_simd(&inp[part.clone()], &mut outp[part], g as u32, &grid);
+                    map_simd(&inp[part.clone()], &mut outp[part], g as u32, grid);
                     g = stop;
                 }
             })
@@ -200,7 +290,7 @@ pub fn block(
                     let k = steps[layout.block_of(g)];
                     let (lo, hi) = format.int_range_at(k);
                     let grid = Grid { rule, segment: seg, scale: pow2(-k), step: pow2(k), lo, hi };
-                    map_simd(&inp[i..end], &mut outp[i..end], g as u32, &grid);
+                    map_simd(&inp[i..end], &mut outp[i..end], g as u32, grid);
                     i = end;
                 }
             } else {
@@ -349,31 +439,33 @@ fn mx_run<R: RoundRule>(
             let f = MxElement {
                 rule,
                 segment,
-                p,
+                p: *p,
                 s,
                 limit,
             };
-            map_simd(inp, outp, g as u32, &f);
+            map_simd(inp, outp, g as u32, f);
         }
     }
 }
 
-struct MxElement<'a, R> {
+#[derive(Clone, Copy)]
+struct MxElement<R> {
     rule: R,
     segment: StreamSegment,
-    p: &'a MxParams,
+    p: MxParams,
     s: i32,
     limit: f64,
 }
 
-impl<R: RoundRule> ElementFn for MxElement<'_, R> {
+impl<R: RoundRule> ElementFn for MxElement<R> {
     #[inline(always)]
     fn apply(&self, lo: u32, v: f32) -> f32 {
         let random = self.rule.draw(self.segment, lo);
-        mx_element(self.rule, self.p, self.s, self.limit, v, random)
+        mx_element(self.rule, &self.p, self.s, self.limit, v, random)
     }
 }
 
+#[derive(Clone, Copy)]
 struct MxParams {
     max: f64,
     emin: i32,
@@ -395,4 +487,81 @@ fn mx_element<R: RoundRule>(rule: R, p: &MxParams, s: i32, limit: f64, v: f32, r
         y
     };
     y as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Overflow, Specials};
+
+    fn params(format: &FloatFormat, rounding: Rounding) -> FloatParams {
+        FloatParams {
+            max: format.max_value(),
+            overflow: [
+                format.overflow_value(false, rounding),
+                format.overflow_value(true, rounding),
+            ],
+            infinity: [format.infinity_value(false), format.infinity_value(true)],
+            emin: format.emin(),
+            emax: format.emax(),
+            man: format.man_bits() as i32,
+            below_emin: if format.has_subnormals() {
+                format.emin() - format.man_bits() as i32
+            } else {
+                format.emin()
+            },
+        }
+    }
+
+    /// The f32 path of `float` equals the f64 path on every 499th f32 bit
+    /// pattern (NaNs, infinities, subnormals and both zeros included) for
+    /// every format it applies to.
+    #[test]
+    fn float_in_f32_equals_float_in_f64() {
+        let formats = [
+            (5, 2, true, Specials::Ieee, Overflow::Infinity),
+            (5, 2, false, Specials::None, Overflow::Saturate),
+            (5, 10, true, Specials::Ieee, Overflow::Infinity),
+            (4, 3, true, Specials::Fn, Overflow::Nan),
+            (4, 3, false, Specials::Fn, Overflow::Saturate),
+            (5, 2, true, Specials::Ieee, Overflow::Saturate),
+            (3, 1, true, Specials::None, Overflow::Saturate),
+            (6, 9, true, Specials::Ieee, Overflow::Infinity),
+        ];
+        let mut checked = 0;
+        for (exp, man, subnormals, specials, overflow) in formats {
+            let format = FloatFormat::new(exp, man, subnormals, specials, overflow).unwrap();
+            for rounding in [
+                Rounding::NearestEven,
+                Rounding::TowardZero,
+                Rounding::Down,
+                Rounding::Up,
+            ] {
+                let p = params(&format, rounding);
+                let Some(p32) = Float32Params::new(&p) else {
+                    continue;
+                };
+                checked += 1;
+                with_round_rule!(rounding, rule => {
+                    let wide = FloatElement { rule, segment: StreamSegment::default(), p };
+                    let narrow = Float32Element { rule, p: p32 };
+                    for bits in (0..=u32::MAX).step_by(499).chain([0, 0x8000_0000, 0x7f80_0000]) {
+                        let v = f32::from_bits(bits);
+                        let (a, b) = (wide.apply(0, v), narrow.apply(0, v));
+                        assert_eq!(a.to_bits(), b.to_bits(), "{format:?} {rounding} {v:e}");
+                    }
+                });
+            }
+        }
+        assert!(
+            checked >= 20,
+            "only {checked} format/rounding pairs use the f32 path"
+        );
+    }
+
+    #[test]
+    fn bfloat16_keeps_the_f64_path() {
+        let format = FloatFormat::new(8, 7, true, Specials::Ieee, Overflow::Infinity).unwrap();
+        assert!(Float32Params::new(&params(&format, Rounding::NearestEven)).is_none());
+    }
 }

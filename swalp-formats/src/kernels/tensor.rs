@@ -80,8 +80,9 @@ pub fn block(
     let r = draws(random, x);
     let (nlo, nhi) = format.int_range();
     let n = round_to_grid(x, &k, rounding, r.as_ref()).clamp(nlo, nhi);
-    // At the largest steps the lowest integer is -nhi; see `int_range_at`.
-    let top = i64::from(128 - format.wl() as i32);
+    // At the largest steps the lowest integer is -nhi: where -2^(wl-1) · 2^k
+    // would be -2^128 or beyond, k + wl - 1 >= 128; see `int_range_at`.
+    let top = i64::from(129 - format.wl() as i32);
     let beyond_f32 = k.ge(top).logical_and(&n.eq(nlo));
     let n = scalar(x, -nhi).where_self(&beyond_f32, &n);
     Ok(n * pow2(&k))

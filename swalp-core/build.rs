@@ -1,4 +1,5 @@
-//! Builds the autograd hook (`cpp/quant_hook.cpp`) against libtorch's headers
+//! Builds the C++ shim (`cpp/quant_hook.cpp`, the autograd hook, and
+//! `cpp/scaled_ops.cpp`, operators tch lacks) against libtorch's headers
 //! and makes every binary that links swalp find libtorch at run time.
 //!
 //! torch-sys reports libtorch's directory as `DEP_TCH_LIBTORCH_LIB`. This
@@ -14,6 +15,7 @@ use std::path::Path;
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-changed=cpp/quant_hook.cpp");
+    println!("cargo:rerun-if-changed=cpp/scaled_ops.cpp");
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
     };
@@ -28,6 +30,7 @@ fn main() {
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
         .file("cpp/quant_hook.cpp")
+        .file("cpp/scaled_ops.cpp")
         .compile("swalp_hook");
 
     let mut args = vec![format!("-Wl,-rpath,{lib_dir}")];

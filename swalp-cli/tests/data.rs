@@ -608,13 +608,53 @@ fn idx_files_with_the_wrong_magic_are_refused() {
 }
 
 #[test]
-fn idx_images_must_be_28_by_28() {
-    let (problem, message) = idx_with(2, idx_images(2, 32, 32, &vec![0; 2 * 1024]), false);
+fn idx_images_of_any_size_are_read() {
+    let dir = tmp();
+    write_idx(dir.path(), [false; 4]);
+    let pixels: Vec<u8> = (0..3 * 64).map(|i| i as u8).collect();
+    fs::write(
+        dir.path().join("train-images-idx3-ubyte"),
+        idx_images(3, 8, 8, &pixels),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("t10k-images-idx3-ubyte"),
+        idx_images(2, 8, 8, &pixels[..128]),
+    )
+    .unwrap();
+    let (train, test) = swalp_cli::data::mnist::read_mnist(dir.path()).unwrap();
+    assert_eq!(train.images.size(), [3, 1, 8, 8]);
+    assert_eq!(test.images.size(), [2, 1, 8, 8]);
+    // Row-major: pixel (row 1, column 2) of the second image.
+    assert_eq!(train.images.int64_value(&[1, 0, 1, 2]), 64 + 8 + 2);
+}
+
+#[test]
+fn idx_images_need_rows_columns_and_one_size() {
+    let (problem, message) = idx_with(2, idx_images(2, 0, 28, &[]), false);
     assert!(
-        matches!(problem, FileProblem::BadDims { rows: 32, cols: 32 }),
+        matches!(problem, FileProblem::BadDims { rows: 0, cols: 28 }),
         "{problem:?}"
     );
-    assert!(message.contains("32x32, expected 28x28"), "{message}");
+    assert!(
+        message.contains("0x28; rows and columns must be at least 1"),
+        "{message}"
+    );
+    let (problem, message) = idx_with(2, idx_images(2, 32, 32, &vec![0; 2 * 1024]), false);
+    assert!(
+        matches!(
+            problem,
+            FileProblem::SizeMismatch {
+                size: (32, 32),
+                train: (28, 28)
+            }
+        ),
+        "{problem:?}"
+    );
+    assert!(
+        message.contains("32x32, the training images 28x28"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -1599,7 +1639,7 @@ fn data_names_round_trip() {
     for name in DataName::ALL {
         assert_eq!(DataName::from_name(name.name()), Some(name));
         assert_eq!(name.default_dir(), PathBuf::from("data").join(name.name()));
-        assert_eq!(name.mean().len() as i64, name.image_shape()[0]);
+        assert_eq!(name.mean().len() as i64, name.channels());
     }
     assert_eq!(DataName::from_name("cifar-10"), None);
 }

@@ -13,7 +13,12 @@
 //!   [`register_format!`] and built from spec tables such as
 //!   `{ format = "fixed", wl = 8, fl = 6, rounding = "stochastic" }`;
 //! - [`QuantRng`]: seeded, counter-based random streams for stochastic
-//!   rounding, identical on every backend and thread count.
+//!   rounding, identical on every backend and thread count;
+//! - the training machinery: quantization [`points`], the activation/error
+//!   [`hook`], the low-precision optimizers ([`optim`], equal to
+//!   `torch.optim` operator for operator), [`swa`], [`batchnorm`] as
+//!   PyTorch defines it (with the seed's statistics recomputation) and
+//!   learning-rate [`schedule`]s.
 //!
 //! This crate must not contain concrete formats (they live in
 //! `swalp-formats` or plugin crates, registered the same way) nor anything
@@ -30,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod batchnorm;
 pub mod error;
 pub mod format;
 pub mod hook;

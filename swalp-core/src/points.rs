@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use crate::error::{closest, SpecError};
 use crate::quantizer::{QuantPair, Quantizer};
+use crate::spec::QUANTIZER_KEYS;
 
 /// Where a quantizer is applied.
 ///
@@ -95,7 +96,9 @@ impl FromStr for QuantPoint {
 /// Built from a table with one spec per point plus an optional `default`
 /// that every point inherits: a point given as a table is the default
 /// overridden by its own keys; a point given as `"none"` is full precision;
-/// an absent point is the default (or full precision without one).
+/// an absent point is the default (or full precision without one). A point
+/// that names a different `format` inherits only the default's `rounding`,
+/// `scale` and `backend`, never parameters of the default's format.
 ///
 /// ```
 /// use swalp_core::points::{PointConfig, QuantPoint};
@@ -110,6 +113,16 @@ impl FromStr for QuantPoint {
 /// let accumulator = points.get(QuantPoint::Accumulator).unwrap().spec();
 /// assert_eq!(accumulator["wl"].as_integer(), Some(16));
 /// assert_eq!(accumulator["rounding"].as_str(), Some("stochastic"));
+///
+/// // Another format: the rounding carries over, `small_block` does not.
+/// let table: toml::Table = toml::from_str(r#"
+///     default = { format = "bfp", wl = 8, small_block = "fc", rounding = "stochastic" }
+///     accumulator = { format = "fixed", wl = 16, fl = 12 }
+/// "#).unwrap();
+/// let accumulator = PointConfig::from_table(&table).unwrap().get(QuantPoint::Accumulator).unwrap().spec();
+/// assert_eq!(accumulator["format"].as_str(), Some("fixed"));
+/// assert_eq!(accumulator["rounding"].as_str(), Some("stochastic"));
+/// assert!(accumulator.get("small_block").is_none());
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct PointConfig {
@@ -243,11 +256,7 @@ impl PointConfig {
                     (None, None) => None,
                     (None, Some(d)) => Some(d.clone()),
                     (Some(toml::Value::String(s)), _) if s == "none" => None,
-                    (Some(toml::Value::Table(t)), d) => {
-                        let mut merged = d.cloned().unwrap_or_default();
-                        merged.extend(t.clone());
-                        Some(merged)
-                    }
+                    (Some(toml::Value::Table(t)), d) => Some(inherit(d, t)),
                     (Some(v), _) => return Err(crate::spec::invalid(
                         point.name(),
                         v,
@@ -261,6 +270,22 @@ impl PointConfig {
         }
         Ok(config)
     }
+}
+
+/// A point's spec: the default overridden by the point's own keys. A point
+/// that names another format than the default's keeps only the default's
+/// format-independent keys (`rounding`, `scale`, `backend`): the default's
+/// format parameters belong to the default's format.
+fn inherit(default: Option<&toml::Table>, own: &toml::Table) -> toml::Table {
+    let mut merged = default.cloned().unwrap_or_default();
+    if own
+        .get("format")
+        .is_some_and(|f| Some(f) != merged.get("format"))
+    {
+        merged.retain(|key, _| QUANTIZER_KEYS[1..].contains(&key));
+    }
+    merged.extend(own.clone());
+    merged
 }
 
 /// Makes the key of a spec error a path under `prefix` (`weight.wl`).
@@ -296,5 +321,55 @@ fn prefix_key(error: SpecError, prefix: &str) -> SpecError {
             allowed,
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> toml::Table {
+        toml::from_str(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn another_format_inherits_only_format_independent_keys() {
+        let default: toml::Table = table(
+            r#"format = "bfp"
+               wl = 8
+               small_block = "fc"
+               rounding = "stochastic"
+               scale = 4.0
+               backend = "tensor""#,
+        );
+        let own = table(r#"format = "fixed""#);
+        let spec = inherit(Some(&default), &own);
+        let mut keys: Vec<&str> = spec.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["backend", "format", "rounding", "scale"]);
+        assert_eq!(spec["format"].as_str(), Some("fixed"));
+        assert_eq!(spec["scale"].as_float(), Some(4.0));
+    }
+
+    #[test]
+    fn the_same_format_inherits_everything() {
+        let default = table(
+            r#"format = "bfp"
+                               wl = 8
+                               small_block = "fc""#,
+        );
+        let spec = inherit(
+            Some(&default),
+            &table(
+                r#"format = "bfp"
+                                                      wl = 6"#,
+            ),
+        );
+        assert_eq!(spec["wl"].as_integer(), Some(6));
+        assert_eq!(spec["small_block"].as_str(), Some("fc"));
+        // Without `format` the point is the default's format, overridden.
+        let spec = inherit(Some(&default), &table("wl = 4"));
+        assert_eq!(spec["format"].as_str(), Some("bfp"));
+        assert_eq!(spec["small_block"].as_str(), Some("fc"));
     }
 }

@@ -1,5 +1,6 @@
-//! Stochastic weight averaging: the running mean of the weights, and the
-//! BatchNorm statistics recomputed for it.
+//! Stochastic weight averaging: the running mean of the weights (the
+//! BatchNorm statistics an average needs are recomputed by
+//! [`crate::batchnorm::recompute_batchnorm`]).
 
 use tch::{nn::VarStore, Tensor};
 
@@ -144,7 +145,7 @@ impl Swa {
 
     /// Copies the average into `vs`'s variables of the same names (the
     /// averaged model's weights). BatchNorm statistics are not touched; see
-    /// [`recompute_batchnorm`].
+    /// [`recompute_batchnorm`](crate::batchnorm::recompute_batchnorm).
     ///
     /// ```
     /// use swalp_core::{hook::shared_rng, swa::Swa};
@@ -202,71 +203,4 @@ impl Swa {
         self.count = count;
         Ok(())
     }
-}
-
-/// Recomputes the running statistics of every BatchNorm layer in `vs` with
-/// one pass over `batches`, as the cumulative average over the pass
-/// (momentum `b/(n+b)` per batch of `b` examples, the seed's `bn_update`).
-///
-/// `forward` must run the model in training mode on one batch. tch's
-/// BatchNorm keeps its momentum private, so pass the momentum the layers
-/// were built with (`momentum`, tch's default 0.1): each batch's statistics
-/// are read back as `running / momentum` from running buffers reset to zero.
-/// Buffers are recognised by their names, `running_mean` and `running_var`.
-///
-/// ```
-/// use swalp_core::swa::recompute_batchnorm;
-/// use swalp_core::tch::{nn, nn::ModuleT, Device, Tensor};
-/// let vs = nn::VarStore::new(Device::Cpu);
-/// let bn = nn::batch_norm1d(vs.root() / "bn", 2, Default::default());
-/// let batch = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2]);
-/// recompute_batchnorm(&vs, 0.1, [batch], |x| {
-///     let _ = bn.forward_t(x, true);
-/// })?;
-/// let mean = Vec::<f32>::try_from(&bn.running_mean)?;
-/// assert!((mean[0] - 2.0).abs() < 1e-5 && (mean[1] - 3.0).abs() < 1e-5);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn recompute_batchnorm<I, F>(
-    vs: &VarStore,
-    momentum: f64,
-    batches: I,
-    mut forward: F,
-) -> Result<()>
-where
-    I: IntoIterator<Item = Tensor>,
-    F: FnMut(&Tensor),
-{
-    let buffers: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .filter(|(name, _)| name.ends_with("running_mean") || name.ends_with("running_var"))
-        .collect();
-    if buffers.is_empty() {
-        return Ok(());
-    }
-    let mut sums: Vec<Tensor> = buffers.iter().map(|(_, t)| t.zeros_like()).collect();
-    let mut seen = 0i64;
-    for batch in batches {
-        let size = batch.size().first().copied().unwrap_or(1);
-        {
-            let _guard = tch::no_grad_guard();
-            for (_, t) in &buffers {
-                let _ = t.shallow_clone().f_zero_()?;
-            }
-        }
-        forward(&batch);
-        let _guard = tch::no_grad_guard();
-        let weight = size as f64 / (seen + size) as f64;
-        for (sum, (_, t)) in sums.iter_mut().zip(&buffers) {
-            let stats = t / momentum;
-            *sum = &*sum * (1.0 - weight) + stats * weight;
-        }
-        seen += size;
-    }
-    let _guard = tch::no_grad_guard();
-    for (sum, (_, t)) in sums.iter().zip(&buffers) {
-        t.shallow_clone().f_copy_(sum)?;
-    }
-    Ok(())
 }

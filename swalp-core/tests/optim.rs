@@ -2,9 +2,10 @@
 //! quantized, the seed's step order when everything is, and a restorable
 //! state. Also SWA and BatchNorm recomputation.
 
+use swalp_core::batchnorm::{recompute_batchnorm, BatchNorm, BatchNormMomentum};
 use swalp_core::hook::shared_rng;
 use swalp_core::optim::{Adam, AdamConfig, LowPrecision, OptimQuantizers, Sgd, SgdConfig};
-use swalp_core::swa::{recompute_batchnorm, Swa};
+use swalp_core::swa::Swa;
 use swalp_core::tch::{nn, nn::Module, nn::ModuleT, nn::OptimizerConfig, Device, Kind, Tensor};
 use swalp_core::{QuantRng, Quantizer, Rounding};
 use swalp_formats as _;
@@ -343,7 +344,8 @@ fn swa_average_is_the_mean_of_the_sampled_iterates() {
 #[test]
 fn batchnorm_recomputation_equals_the_training_set_statistics() {
     let vs = nn::VarStore::new(Device::Cpu);
-    let bn = nn::batch_norm1d(vs.root() / "bn", 4, Default::default());
+    let momentum = BatchNormMomentum::default();
+    let bn = BatchNorm::new(vs.root() / "bn", 4, &momentum);
     let data = seeded(11, || {
         Tensor::randn([40, 4], (Kind::Float, Device::Cpu)) * 3.0 + 1.5
     });
@@ -353,10 +355,14 @@ fn batchnorm_recomputation_equals_the_training_set_statistics() {
         &(Tensor::randn([10, 4], (Kind::Float, Device::Cpu)) * 50.0),
         true,
     );
-    recompute_batchnorm(&vs, 0.1, batches.iter().map(|b| b.shallow_clone()), |b| {
-        let _ = bn.forward_t(b, true);
-    })
+    recompute_batchnorm(
+        &vs,
+        &momentum,
+        batches.iter().map(|b| b.shallow_clone()),
+        |b| bn.f_forward_t(b, true).map(|_| ()),
+    )
     .unwrap();
+    assert_eq!(momentum.get(), 0.1, "the default momentum is restored");
     // Equal batches: the cumulative mean is the data mean; the variance is the
     // mean of the batches' unbiased variances (what BatchNorm tracks).
     let mean = data.mean_dim(0, false, Kind::Float);

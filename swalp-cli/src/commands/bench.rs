@@ -224,6 +224,7 @@ fn train(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
             vgg::Variant {
                 depth: 16,
                 batchnorm: false,
+                dropout: vgg::DROPOUT,
             },
             3,
             10,

@@ -32,9 +32,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     };
     if args.seeds.is_empty() {
         let result = run_one(&exp, &dir, resume)?;
-        let text = serde_json::to_string_pretty(&result["final"])
-            .map_err(|e| CliError::Internal(e.to_string()))?;
-        writeln!(out, "final: {text}").map_err(CliError::Stdout)?;
+        for section in ["paper", "final"] {
+            let text = serde_json::to_string_pretty(&result[section])
+                .map_err(|e| CliError::Internal(e.to_string()))?;
+            writeln!(out, "{section}: {text}").map_err(CliError::Stdout)?;
+        }
         writeln!(out, "outputs in {}", dir.display()).map_err(CliError::Stdout)?;
         return Ok(());
     }
@@ -120,13 +122,14 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// The paper's table row: mean ± std of the final test error of the SGD
-/// iterate and of the SWA average over seeds.
+/// The paper's table row: mean ± std over seeds of the test error of the
+/// SGD iterate and of the SWA average, as the paper defines them
+/// (`result.json`'s `paper` section).
 fn summarize(name: &str, results: &[(u64, Value)]) -> Value {
     let errors = |which: &str| -> Vec<f64> {
         results
             .iter()
-            .filter_map(|(_, r)| r["final"][which]["test_error"].as_f64())
+            .filter_map(|(_, r)| r["paper"][which]["test_error"].as_f64())
             .collect()
     };
     let stat = |which: &str| {
@@ -143,7 +146,10 @@ fn summarize(name: &str, results: &[(u64, Value)]) -> Value {
         "seeds": results.iter().map(|(s, _)| s).collect::<Vec<_>>(),
         "sgd": stat("sgd"),
         "swa": stat("swa"),
-        "runs": results.iter().map(|(s, r)| json!({ "seed": s, "final": r["final"] })).collect::<Vec<_>>(),
+        "runs": results
+            .iter()
+            .map(|(s, r)| json!({ "seed": s, "paper": r["paper"], "final": r["final"] }))
+            .collect::<Vec<_>>(),
     })
 }
 

@@ -113,12 +113,19 @@ pub enum FileProblem {
         /// The magic required: 0x00000803 (images) or 0x00000801 (labels).
         expected: u32,
     },
-    /// IDX images that are not 28x28.
+    /// IDX images with no rows or no columns.
     BadDims {
         /// Rows per image in the header.
         rows: u32,
         /// Columns per image in the header.
         cols: u32,
+    },
+    /// Test images of another size than the training images.
+    SizeMismatch {
+        /// Rows and columns of these images.
+        size: (u32, u32),
+        /// Rows and columns of the training images.
+        train: (u32, u32),
     },
     /// An IDX labels file whose count differs from its images file's.
     CountMismatch {
@@ -208,9 +215,15 @@ impl fmt::Display for FileProblem {
                     "labels"
                 }
             ),
-            FileProblem::BadDims { rows, cols } => {
-                write!(f, "images are {rows}x{cols}, expected 28x28")
-            }
+            FileProblem::BadDims { rows, cols } => write!(
+                f,
+                "images are {rows}x{cols}; rows and columns must be at least 1"
+            ),
+            FileProblem::SizeMismatch { size, train } => write!(
+                f,
+                "images are {}x{}, the training images {}x{}; both splits must share one size",
+                size.0, size.1, train.0, train.1
+            ),
             FileProblem::CountMismatch {
                 images,
                 n_images,

@@ -3,10 +3,12 @@
 //! `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte`, each raw or
 //! gzip-compressed with a `.gz` suffix (as downloaded).
 //!
-//! An images file is the big-endian `u32`s magic `0x00000803`, count, rows
-//! (28), columns (28), then count·28·28 pixel bytes, row-major; a labels file
-//! is the magic `0x00000801`, count, then count label bytes. Every field is
-//! checked, and the length must be exactly what the header says.
+//! An images file is the big-endian `u32`s magic `0x00000803`, count, rows,
+//! columns (28 and 28 for MNIST, but any size is read, e.g. scikit-learn's
+//! 8×8 digits written as IDX), then count·rows·columns pixel bytes,
+//! row-major; a labels file is the magic `0x00000801`, count, then count
+//! label bytes. Every field is checked, the length must be exactly what the
+//! header says, and both splits must have images of one size.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -21,8 +23,6 @@ use super::real::{DataName, Split};
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 /// Magic number of an IDX file of unsigned bytes in 1 dimension (labels).
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
-/// Image rows and columns.
-pub const SIDE: u32 = 28;
 
 /// The four files, without `.gz`: training images and labels, test images
 /// and labels.
@@ -34,7 +34,8 @@ pub const FILES: [&str; 4] = [
 ];
 
 /// Reads MNIST: `(train, test)`, 60000 and 10000 examples for the real
-/// files (any count is accepted). Images are `Uint8 [N, 1, 28, 28]`, labels
+/// files (any count and image size are accepted). Images are
+/// `Uint8 [N, 1, rows, cols]` (`[N, 1, 28, 28]` for MNIST), labels
 /// `Int64 [N]` in `0..10`, on the CPU.
 ///
 /// `dir` holds the four IDX files (see [`FILES`]), each raw or as `.gz`
@@ -54,25 +55,35 @@ pub fn read_fashion_mnist(dir: &Path) -> Result<(Split, Split), DataError> {
 pub(crate) fn read_idx_set(name: DataName, dir: &Path) -> Result<(Split, Split), DataError> {
     let files_dir = resolve(name, dir);
     let reader = Reader { name, dir };
-    let split = |images: &str, labels: &str| -> Result<Split, DataError> {
-        let images_path = reader.locate(&files_dir, images);
-        let labels_path = reader.locate(&files_dir, labels);
-        let (pixels, n_images) = reader.images(&images_path)?;
-        let labels = reader.labels(&labels_path)?;
-        if labels.len() as u64 != n_images {
-            return Err(reader.error(
-                &labels_path,
-                FileProblem::CountMismatch {
-                    images: images_path,
-                    n_images,
-                    n_labels: labels.len() as u64,
-                },
-            ));
-        }
-        Ok(Split::from_raw(&pixels, &labels, [1, 28, 28]))
-    };
-    let train = split(FILES[0], FILES[1])?;
-    let test = split(FILES[2], FILES[3])?;
+    let split =
+        |images: &str, labels: &str, train_size: Option<(u32, u32)>| -> Result<_, DataError> {
+            let images_path = reader.locate(&files_dir, images);
+            let labels_path = reader.locate(&files_dir, labels);
+            let Images {
+                pixels,
+                count: n_images,
+                size: (rows, cols),
+            } = reader.images(&images_path)?;
+            if let Some(train) = train_size.filter(|&t| t != (rows, cols)) {
+                let size = (rows, cols);
+                return Err(reader.error(&images_path, FileProblem::SizeMismatch { size, train }));
+            }
+            let labels = reader.labels(&labels_path)?;
+            if labels.len() as u64 != n_images {
+                return Err(reader.error(
+                    &labels_path,
+                    FileProblem::CountMismatch {
+                        images: images_path,
+                        n_images,
+                        n_labels: labels.len() as u64,
+                    },
+                ));
+            }
+            let shape = [1, i64::from(rows), i64::from(cols)];
+            Ok((Split::from_raw(&pixels, &labels, shape), (rows, cols)))
+        };
+    let (train, size) = split(FILES[0], FILES[1], None)?;
+    let (test, _) = split(FILES[2], FILES[3], Some(size))?;
     Ok((train, test))
 }
 
@@ -100,6 +111,16 @@ fn with_gz(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".gz");
     PathBuf::from(name)
+}
+
+/// The contents of an images file.
+struct Images {
+    /// Row-major pixels, image after image.
+    pixels: Vec<u8>,
+    /// Images in the file.
+    count: u64,
+    /// Rows and columns of each image.
+    size: (u32, u32),
 }
 
 struct Reader<'a> {
@@ -204,17 +225,22 @@ impl Reader<'_> {
         }
     }
 
-    /// The pixels of an images file and its count.
-    fn images(&self, path: &Path) -> Result<(Vec<u8>, u64), DataError> {
+    /// The images of an images file.
+    fn images(&self, path: &Path) -> Result<Images, DataError> {
         let mut bytes = self.contents(path)?;
         let dims = self.header(path, &bytes, IMAGES_MAGIC, 3)?;
         let (count, rows, cols) = (u64::from(dims[0]), dims[1], dims[2]);
-        if rows != SIDE || cols != SIDE {
+        if rows == 0 || cols == 0 {
             return Err(self.error(path, FileProblem::BadDims { rows, cols }));
         }
-        self.check_length(path, &bytes, 16, count * u64::from(SIDE * SIDE))?;
+        let pixels = count * u64::from(rows) * u64::from(cols);
+        self.check_length(path, &bytes, 16, pixels)?;
         bytes.drain(..16);
-        Ok((bytes, count))
+        Ok(Images {
+            pixels: bytes,
+            count,
+            size: (rows, cols),
+        })
     }
 
     /// The labels of a labels file, each checked to be in range.

@@ -8,7 +8,7 @@ pub mod mnist;
 pub mod real;
 pub mod synthetic;
 
-use swalp_core::tch::Tensor;
+use swalp_core::tch::{Kind, Tensor};
 
 use crate::experiment::{config::DataSection, ExperimentError};
 
@@ -22,6 +22,18 @@ pub enum Task {
         /// Number of classes.
         classes: usize,
     },
+}
+
+impl Task {
+    /// The training loss of a batch: half the mean squared error
+    /// (regression) or the mean cross-entropy of the logits
+    /// (`F.cross_entropy`).
+    pub fn loss(self, output: &Tensor, target: &Tensor) -> Tensor {
+        match self {
+            Task::Regression => (output - target).square().mean(Kind::Float) * 0.5,
+            Task::Classification { .. } => output.cross_entropy_for_logits(target),
+        }
+    }
 }
 
 /// A known optimum of the training objective, for the theory experiments.

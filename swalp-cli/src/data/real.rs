@@ -76,11 +76,11 @@ impl DataName {
         }
     }
 
-    /// The shape of one image, `[C, H, W]`.
-    pub fn image_shape(self) -> [i64; 3] {
+    /// Colour channels per image: 3 (CIFAR) or 1 (MNIST, Fashion-MNIST).
+    pub fn channels(self) -> i64 {
         match self {
-            DataName::Cifar10 | DataName::Cifar100 => [3, 32, 32],
-            DataName::Mnist | DataName::FashionMnist => [1, 28, 28],
+            DataName::Cifar10 | DataName::Cifar100 => 3,
+            DataName::Mnist | DataName::FashionMnist => 1,
         }
     }
 

@@ -120,8 +120,15 @@ fn default_noise() -> f64 {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// `linreg` or `logreg`.
+    /// One of [`crate::models::NAMES`].
     pub name: String,
+    /// Start from the weights in this `.safetensors` file, named as the
+    /// PyTorch twin's `state_dict()`, instead of a fresh initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
+    /// Dropout probability of the VGG models (the seed's 0.5 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
 }
 
 /// `[optim]`.
@@ -262,6 +269,10 @@ pub struct TrainSection {
     pub epochs: u64,
     /// Examples per step.
     pub batch_size: usize,
+    /// Visit the training examples in a new random order every epoch (the
+    /// DataLoader's `shuffle=True`); `false` keeps the file's order.
+    #[serde(default = "yes")]
+    pub shuffle: bool,
 }
 
 /// `[log]`.
@@ -395,6 +406,11 @@ impl Experiment {
                 self.optim.momentum,
                 "a number in [0, 1)",
             ));
+        }
+        if let Some(p) = self.model.dropout {
+            if !(0.0..1.0).contains(&p) {
+                return Err(invalid("model.dropout", p, "a probability in [0, 1)"));
+            }
         }
         if self.optim.weight_decay < 0.0 {
             return Err(invalid(

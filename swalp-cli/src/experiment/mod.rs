@@ -42,6 +42,9 @@ pub enum ExperimentError {
         /// Why.
         reason: String,
     },
+    /// Initial weights (`model.init`) that do not fit, or exported weights
+    /// that cannot be written.
+    Weights(crate::models::weights::WeightsError),
     /// Training failed.
     Training(swalp_core::Error),
     /// Ctrl-C: a checkpoint was written and the run can be resumed.
@@ -54,10 +57,11 @@ pub enum ExperimentError {
 impl ExperimentError {
     /// Whether the user can fix it by changing the input (exit code 2).
     pub fn is_usage(&self) -> bool {
-        !matches!(
-            self,
-            ExperimentError::Training(_) | ExperimentError::Output { .. }
-        )
+        match self {
+            ExperimentError::Weights(e) => e.is_usage(),
+            ExperimentError::Training(_) | ExperimentError::Output { .. } => false,
+            _ => true,
+        }
     }
 }
 
@@ -87,6 +91,7 @@ impl fmt::Display for ExperimentError {
             ExperimentError::Output { path, reason } => {
                 write!(f, "cannot write {}: {reason}", path.display())
             }
+            ExperimentError::Weights(e) => e.fmt(f),
             ExperimentError::Training(e) => write!(f, "training failed: {e}"),
             ExperimentError::Interrupted { run_dir } => write!(
                 f,
@@ -97,7 +102,21 @@ impl fmt::Display for ExperimentError {
     }
 }
 
-impl std::error::Error for ExperimentError {}
+impl std::error::Error for ExperimentError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExperimentError::Weights(e) => Some(e),
+            ExperimentError::Training(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::models::weights::WeightsError> for ExperimentError {
+    fn from(e: crate::models::weights::WeightsError) -> Self {
+        ExperimentError::Weights(e)
+    }
+}
 
 impl From<swalp_core::Error> for ExperimentError {
     fn from(e: swalp_core::Error) -> Self {

@@ -3,7 +3,17 @@
 //!
 //! The run directory receives `config.toml` (the resolved experiment),
 //! `metrics.jsonl` (one line per epoch), TensorBoard event files,
-//! `checkpoints/` and, at the end, `result.json`, each written atomically.
+//! `checkpoints/` and, at the end, `result.json`, `model_sgd.safetensors`
+//! and `model_swa.safetensors` (the final models, with PyTorch's
+//! `state_dict` names), each written atomically.
+//!
+//! Models are evaluated as the SWALP seed evaluates them: before each
+//! evaluation the BatchNorm statistics of the model (the SGD iterate as well
+//! as the average) are recomputed with one pass over the training set
+//! (`bn_update`), and `result.json` reports under `paper` the two numbers of
+//! the paper's table, the SGD iterate after `swa.start` epochs and the
+//! average after `train.epochs − 1` epochs, next to the end-of-run values
+//! under `final`.
 //!
 //! Every random choice is a function of the seed and the position in the
 //! run (epoch, batch), never of what ran before: the shuffling and the
@@ -19,13 +29,14 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
+use swalp_core::batchnorm::recompute_batchnorm;
 use swalp_core::hook::{shared_rng, SharedRng};
 use swalp_core::optim::{
-    Adam, AdamConfig, LowPrecision, OptimQuantizers, Sgd, SgdConfig, UpdateRule,
+    Adam, AdamConfig, LowPrecision, OptimQuantizers, Optimizer, Sgd, SgdConfig,
 };
 use swalp_core::points::PointConfig;
 use swalp_core::schedule::LrSchedule;
-use swalp_core::swa::{recompute_batchnorm, Swa};
+use swalp_core::swa::Swa;
 use swalp_core::tch::{self, nn::ModuleT, Device, Kind, Tensor};
 use swalp_core::{QuantRng, Quantizer};
 
@@ -35,7 +46,7 @@ use super::tensorboard::EventWriter;
 use super::ExperimentError;
 use crate::data::{self, Dataset, Optimum, Task};
 use crate::io::atomic::TempFile;
-use crate::models::{self, Model};
+use crate::models::{self, weights, Inputs, Model};
 
 /// Prints a line of the epoch table; a closed stdout (`| head`) is not an
 /// error worth stopping a run for.
@@ -69,70 +80,35 @@ fn install_interrupt_handler() {
     });
 }
 
-/// The optimizer an experiment asked for.
-enum Optimizer {
-    Sgd(Sgd),
-    Adam(Adam),
-}
-
-/// The optimizer calls the loop needs, whatever the update rule.
-trait Stepper {
-    fn set_lr(&mut self, lr: f64);
-    fn zero_grad(&mut self);
-    fn step(&mut self) -> swalp_core::Result<()>;
-    fn state_tensors(&self) -> Vec<(String, Tensor)>;
-    fn load_state_tensors(&mut self, state: &[(String, Tensor)]) -> swalp_core::Result<()>;
-}
-
-impl<R: UpdateRule> Stepper for LowPrecision<R> {
-    fn set_lr(&mut self, lr: f64) {
-        LowPrecision::set_lr(self, lr)
-    }
-    fn zero_grad(&mut self) {
-        LowPrecision::zero_grad(self)
-    }
-    fn step(&mut self) -> swalp_core::Result<()> {
-        LowPrecision::step(self)
-    }
-    fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        LowPrecision::state_tensors(self)
-    }
-    fn load_state_tensors(&mut self, state: &[(String, Tensor)]) -> swalp_core::Result<()> {
-        LowPrecision::load_state_tensors(self, state)
-    }
-}
-
-impl Optimizer {
-    fn build(exp: &Experiment, model: &Model, quant: OptimQuantizers, rng: SharedRng) -> Self {
-        let o = &exp.optim;
-        let params = LowPrecision::<SgdConfig>::trainable(&model.vs);
-        if o.name == "sgd" {
-            let config = SgdConfig {
-                lr: o.lr,
-                momentum: o.momentum,
-                dampening: o.dampening,
-                weight_decay: o.weight_decay,
-                nesterov: o.nesterov,
-            };
-            Optimizer::Sgd(LowPrecision::new(params, config, o.lr, quant, rng))
-        } else {
-            let config = AdamConfig {
-                lr: o.lr,
-                beta1: o.beta1,
-                beta2: o.beta2,
-                eps: o.eps,
-                weight_decay: o.weight_decay,
-                decoupled: o.name == "adamw",
-            };
-            Optimizer::Adam(LowPrecision::new(params, config, o.lr, quant, rng))
-        }
-    }
-
-    fn get(&mut self) -> &mut dyn Stepper {
-        match self {
-            Optimizer::Sgd(o) => o,
-            Optimizer::Adam(o) => o,
-        }
+/// The optimizer an experiment asks for, over `model`'s trainable
+/// variables.
+fn build_optimizer(
+    exp: &Experiment,
+    model: &Model,
+    quant: OptimQuantizers,
+    rng: SharedRng,
+) -> Box<dyn Optimizer> {
+    let o = &exp.optim;
+    let params = LowPrecision::<SgdConfig>::trainable(&model.vs);
+    if o.name == "sgd" {
+        let config = SgdConfig {
+            lr: o.lr,
+            momentum: o.momentum,
+            dampening: o.dampening,
+            weight_decay: o.weight_decay,
+            nesterov: o.nesterov,
+        };
+        Box::new(Sgd::new(params, config, o.lr, quant, rng))
+    } else {
+        let config = AdamConfig {
+            lr: o.lr,
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            weight_decay: o.weight_decay,
+            decoupled: o.name == "adamw",
+        };
+        Box::new(Adam::new(params, config, o.lr, quant, rng))
     }
 }
 
@@ -156,13 +132,6 @@ fn resolve_device(choice: DeviceChoice) -> Result<Device, ExperimentError> {
     }
 }
 
-fn loss_of(task: Task, output: &Tensor, target: &Tensor) -> Tensor {
-    match task {
-        Task::Regression => (output - target).square().mean(Kind::Float) * 0.5,
-        Task::Classification { .. } => output.cross_entropy_for_logits(target),
-    }
-}
-
 /// Examples per forward pass when evaluating.
 const EVAL_CHUNK: i64 = 1000;
 
@@ -176,7 +145,7 @@ fn evaluate(model: &Model, task: Task, x: &Tensor, y: &Tensor, device: Device) -
         let xb = x.narrow(0, start, len).to_device(device);
         let yb = y.narrow(0, start, len).to_device(device);
         let output = model.net.forward_t(&xb, false);
-        loss += loss_of(task, &output, &yb).double_value(&[]) * len as f64;
+        loss += task.loss(&output, &yb).double_value(&[]) * len as f64;
         match task {
             Task::Regression => {
                 residual += (&output - &yb).square().sum(Kind::Double).double_value(&[])
@@ -276,12 +245,28 @@ fn derived_seed(seed: u64, purpose: u64, epoch: u64, batch: u64) -> u64 {
 const SHUFFLE: u64 = 1;
 const AUGMENT: u64 = 2;
 const DROPOUT: u64 = 3;
+/// The passes that recompute BatchNorm statistics draw their own order,
+/// augmentation and dropout.
+const STATS_SHUFFLE: u64 = 4;
+const STATS_AUGMENT: u64 = 5;
+const STATS_DROPOUT: u64 = 6;
 
-/// The order of the training examples in `epoch`: a Fisher–Yates shuffle
-/// driven by a counter-based stream.
-fn epoch_order(seed: u64, epoch: u64, n: i64) -> Vec<i64> {
-    let stream = QuantRng::new(derived_seed(seed, SHUFFLE, epoch, 0)).next_stream();
+/// Which model a statistics pass is for.
+#[derive(Clone, Copy, Debug)]
+enum Which {
+    Sgd = 0,
+    Average = 1,
+}
+
+/// The order of `n` examples: a Fisher–Yates shuffle driven by a
+/// counter-based stream seeded `stream_seed`, or the file's order when
+/// `shuffle` is off.
+fn shuffled(shuffle: bool, stream_seed: u64, n: i64) -> Vec<i64> {
     let mut order: Vec<i64> = (0..n).collect();
+    if !shuffle {
+        return order;
+    }
+    let stream = QuantRng::new(stream_seed).next_stream();
     for i in (1..n as usize).rev() {
         let j = ((u64::from(stream.bits(i as u64)) * (i as u64 + 1)) >> 32) as usize;
         order.swap(i, j);
@@ -348,7 +333,7 @@ struct Trainer<'a> {
     data: Dataset,
     model: Model,
     averaged: Model,
-    optimizer: Optimizer,
+    optimizer: Box<dyn Optimizer>,
     swa: Option<Swa>,
     schedule: LrSchedule,
     rng: SharedRng,
@@ -362,16 +347,24 @@ impl<'a> Trainer<'a> {
         let points = exp.points()?;
         let rng = shared_rng(seed);
         tch::manual_seed(seed as i64);
-        let model = models::build(&exp.model, &data, &points, rng.clone(), device)?;
+        let inputs = Inputs {
+            shape: data.input_shape(),
+            task: data.task,
+        };
+        let model = models::build(&exp.model, &inputs, &points, rng.clone(), device)?;
+        // Before the optimizer, whose accumulators copy the initial weights.
+        if let Some(path) = &exp.model.init {
+            weights::load(&model, path)?;
+        }
         let averaged_points = if exp.swa.eval_quantized {
             points.clone()
         } else {
             PointConfig::full_precision()
         };
-        let averaged = models::build(&exp.model, &data, &averaged_points, rng.clone(), device)?;
+        let averaged = models::build(&exp.model, &inputs, &averaged_points, rng.clone(), device)?;
         let mut quant = OptimQuantizers::from_points(&points);
         quant.grad_scale = exp.optim.grad_scale;
-        let optimizer = Optimizer::build(exp, &model, quant, rng.clone());
+        let optimizer = build_optimizer(exp, &model, quant, rng.clone());
         let swa_quant = exp
             .swa
             .quant
@@ -413,7 +406,7 @@ impl<'a> Trainer<'a> {
         self.position.rng = self.rng.lock().unwrap_or_else(|p| p.into_inner()).clone();
         self.position.swa_count = self.swa.as_ref().map_or(0, Swa::count);
         let model: Vec<(String, Tensor)> = self.model.vs.variables().into_iter().collect();
-        let optimizer = self.optimizer.get().state_tensors();
+        let optimizer = self.optimizer.state_tensors();
         let swa = self
             .swa
             .as_ref()
@@ -433,9 +426,7 @@ impl<'a> Trainer<'a> {
             })?;
             target.f_copy_(saved)?;
         }
-        self.optimizer
-            .get()
-            .load_state_tensors(&checkpoint.optimizer)?;
+        self.optimizer.load_state_tensors(&checkpoint.optimizer)?;
         if let (Some(swa), Some(avg)) = (self.swa.as_mut(), checkpoint.swa) {
             swa.load(avg, checkpoint.position.swa_count)?;
         }
@@ -459,7 +450,11 @@ impl<'a> Trainer<'a> {
         let seed = self.exp.experiment.seed;
         let epoch = self.position.epoch;
         let per_epoch = self.batches_per_epoch();
-        let order = epoch_order(seed, epoch, self.data.train_len());
+        let order = shuffled(
+            self.exp.train.shuffle,
+            derived_seed(seed, SHUFFLE, epoch, 0),
+            self.data.train_len(),
+        );
         let batches = spawn_batches(
             &self.data,
             order,
@@ -479,10 +474,10 @@ impl<'a> Trainer<'a> {
                 self.schedule.lr_at(epoch as f64)
             };
             tch::manual_seed(derived_seed(seed, DROPOUT, epoch, b) as i64);
-            let optimizer = self.optimizer.get();
+            let optimizer = &mut self.optimizer;
             optimizer.set_lr(lr);
             let output = self.model.net.forward_t(&batch.x, true);
-            let loss = loss_of(self.data.task, &output, &batch.y);
+            let loss = self.data.task.loss(&output, &batch.y);
             if let Task::Classification { .. } = self.data.task {
                 let wrong = output.argmax(1, false).ne_tensor(&batch.y).sum(Kind::Int64);
                 self.position.wrong += wrong.int64_value(&[]);
@@ -546,31 +541,53 @@ impl<'a> Trainer<'a> {
         )
     }
 
+    /// The seed's `bn_update`: recomputes `model`'s BatchNorm statistics
+    /// (if it has any) with one pass over the training set, shuffled and
+    /// augmented as for training, the model in training mode.
+    fn recompute_statistics(&self, model: &Model, which: Which) -> Result<(), ExperimentError> {
+        let Some(momentum) = &model.batchnorm else {
+            return Ok(());
+        };
+        let (seed, epoch, which) = (self.exp.experiment.seed, self.position.epoch, which as u64);
+        let order = shuffled(
+            self.exp.train.shuffle,
+            derived_seed(seed, STATS_SHUFFLE, epoch, which),
+            self.data.train_len(),
+        );
+        let batches = spawn_batches(
+            &self.data,
+            order,
+            self.exp.train.batch_size as i64,
+            0,
+            self.device,
+            derived_seed(seed, STATS_AUGMENT, epoch, which),
+        );
+        let mut b = 0u64;
+        let _guard = tch::no_grad_guard();
+        recompute_batchnorm(&model.vs, momentum, batches.into_iter().map(|b| b.x), |x| {
+            tch::manual_seed(derived_seed(seed, STATS_DROPOUT, epoch, (which << 32) | b) as i64);
+            b += 1;
+            let _ = model.net.forward_t(x, true);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The SGD iterate's loss and error, after recomputing its BatchNorm
+    /// statistics as the seed does before every evaluation.
+    fn evaluate_iterate(&self) -> Result<Evaluation, ExperimentError> {
+        self.recompute_statistics(&self.model, Which::Sgd)?;
+        Ok(self.evaluate(&self.model))
+    }
+
     /// Loads the average into the averaged model, recomputes its BatchNorm
-    /// statistics over the training set if it has any, and evaluates it.
+    /// statistics and evaluates it; `None` before averaging starts.
     fn evaluate_average(&self) -> Result<Option<Evaluation>, ExperimentError> {
         let Some(swa) = self.swa.as_ref().filter(|s| s.count() > 0) else {
             return Ok(None);
         };
         swa.copy_to(&self.averaged.vs)?;
-        if self.averaged.has_batchnorm {
-            let batch = self.exp.train.batch_size as i64;
-            let device = self.device;
-            let data = &self.data;
-            let batches = data
-                .train_x
-                .split(batch, 0)
-                .into_iter()
-                .map(move |b| data.prepared(&b).to_device(device));
-            recompute_batchnorm(
-                &self.averaged.vs,
-                models::BATCHNORM_MOMENTUM,
-                batches,
-                |b| {
-                    let _ = self.averaged.net.forward_t(b, true);
-                },
-            )?;
-        }
+        self.recompute_statistics(&self.averaged, Which::Average)?;
         Ok(Some(self.evaluate(&self.averaged)))
     }
 }
@@ -617,15 +634,45 @@ fn previous_metrics(path: &Path, before_epoch: u64) -> String {
         .collect()
 }
 
+/// The paper's two numbers, read from the per-epoch records: the SGD
+/// iterate after `swa.start` epochs (after the last epoch without epoch
+/// averaging) and the average after `train.epochs − 1` epochs, as the
+/// seed's `train.py` reports them.
+fn paper_results(exp: &Experiment, lines: &[Value]) -> Value {
+    let after = |epochs: u64| {
+        lines
+            .iter()
+            .find(|l| epochs > 0 && l["epoch"].as_u64() == Some(epochs - 1))
+    };
+    let mut paper = json!({});
+    let sgd_epochs = exp.swa.start.unwrap_or(exp.train.epochs).max(1);
+    if let Some(l) = after(sgd_epochs) {
+        paper["sgd"] = json!({
+            "epochs_trained": sgd_epochs, "test_loss": l["test_loss"], "test_error": l["test_error"],
+        });
+    }
+    let swa_epochs = exp.train.epochs.saturating_sub(1);
+    if let Some(l) = after(swa_epochs).filter(|l| !l["swa_test_error"].is_null()) {
+        paper["swa"] = json!({
+            "epochs_trained": swa_epochs, "test_loss": l["swa_test_loss"],
+            "test_error": l["swa_test_error"], "count": l["swa_count"],
+        });
+    }
+    paper
+}
+
 /// Runs `exp` into `options.out_dir`; returns the contents of `result.json`.
+///
+/// Nothing is written before the experiment is built: an unusable
+/// `model.init` or data set leaves `out_dir` as it was.
 pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentError> {
     let device = resolve_device(exp.experiment.device)?;
     let out = &options.out_dir;
+    let mut trainer = Trainer::new(exp, device)?;
     std::fs::create_dir_all(out).map_err(|e| ExperimentError::Output {
         path: out.clone(),
         reason: e.to_string(),
     })?;
-    let mut trainer = Trainer::new(exp, device)?;
     if options.resume {
         let path = checkpoint::latest(out)?;
         trainer.restore(checkpoint::load(&path)?)?;
@@ -661,6 +708,8 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
             "time"
         );
     }
+    // The evaluations of the last epoch trained in this process.
+    let mut last: Option<(Evaluation, Option<Evaluation>)> = None;
     while trainer.position.epoch < exp.train.epochs {
         let epoch = trainer.position.epoch;
         let started = Instant::now();
@@ -684,14 +733,16 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
             }
             Task::Regression => None,
         };
-        let test = trainer.evaluate(&trainer.model);
+        let test = trainer.evaluate_iterate()?;
         let swa_test = trainer.evaluate_average()?;
+        last = Some((test, swa_test));
         let seconds = started.elapsed().as_secs_f64();
+        let swa_count = trainer.swa.as_ref().map_or(0, Swa::count);
         let line = json!({
             "epoch": epoch, "lr": lr, "train_loss": train_loss, "train_error": train_error,
             "test_loss": test.loss, "test_error": test.error,
             "swa_test_loss": swa_test.map(|e| e.loss), "swa_test_error": swa_test.map(|e| e.error),
-            "time": seconds,
+            "swa_count": swa_count, "time": seconds,
         });
         metrics.push_str(&format!("{line}\n"));
         write_atomically(&metrics_path, metrics.as_bytes())?;
@@ -742,18 +793,32 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
         }
     }
 
-    let sgd = trainer.evaluate(&trainer.model);
+    // A run resumed after its last epoch evaluates its models again.
+    let (sgd, swa) = match last {
+        Some(evaluations) => evaluations,
+        None => (trainer.evaluate_iterate()?, trainer.evaluate_average()?),
+    };
+    let lines: Vec<Value> = metrics
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let epochs = exp.train.epochs;
     let mut result = json!({
         "experiment": exp.experiment.name,
         "seed": exp.experiment.seed,
-        "epochs": exp.train.epochs,
+        "epochs": epochs,
         "steps": trainer.position.steps,
+        "paper": paper_results(exp, &lines),
         "final": { "sgd": evaluation_json(sgd, optimum_metrics(&trainer.model, &trainer.data)) },
     });
-    if let Some(e) = trainer.evaluate_average()? {
+    result["final"]["sgd"]["epochs_trained"] = json!(epochs);
+    weights::save(&trainer.model, &out.join("model_sgd.safetensors"))?;
+    if let Some(e) = swa {
         let mut swa = evaluation_json(e, optimum_metrics(&trainer.averaged, &trainer.data));
+        swa["epochs_trained"] = json!(epochs);
         swa["count"] = json!(trainer.swa.as_ref().map_or(0, Swa::count));
         result["final"]["swa"] = swa;
+        weights::save(&trainer.averaged, &out.join("model_swa.safetensors"))?;
     }
     let text = serde_json::to_string_pretty(&result)
         .map_err(|e| ExperimentError::Invalid(e.to_string()))?;

@@ -1,42 +1,43 @@
 //! Pre-activation ResNets for 32×32 inputs, as the SWALP seed's
 //! `preresnet_low` builds them: in every block a quantization point after
-//! each ReLU (before the conv it feeds) and after each conv, including the
-//! shortcut's 1×1 conv; one after the stem conv; the final
-//! BN–ReLU–average-pool–linear head is not quantized. Depth `6n+2` uses
-//! basic blocks (PreResNet20: n = 3), depth `9n+2` from 44 on bottleneck
-//! blocks with expansion 4 (PreResNet164: n = 18), in three stages of
-//! 16, 32 and 64 planes. Convs have no bias and weights drawn from
-//! N(0, 2/(k²·out_channels)); BatchNorm starts at weight 1, bias 0.
+//! each ReLU (before the conv it feeds) and after each conv; the shortcut's
+//! 1×1 conv is not quantized; one point after the stem conv; the final
+//! BN–ReLU–8×8 average pool–linear head is not quantized. Depth `6n+2`
+//! uses basic blocks (PreResNet20: n = 3), depth `9n+2` from 44 on
+//! bottleneck blocks with expansion 4 (PreResNet164: n = 18), in three
+//! stages of 16, 32 and 64 planes. Convs have no bias and weights from
+//! N(0, 2/(k²·out_channels)); BatchNorm and the linear head start as
+//! PyTorch's.
+//!
+//! Variables carry the names of the seed's `state_dict`: `conv1.weight`,
+//! `layer1.0.bn1.weight`, `layer2.0.downsample.0.weight`, `bn.running_var`,
+//! `fc.bias`.
 
+use swalp_core::batchnorm::{BatchNorm, BatchNormMomentum};
 use swalp_core::hook::{QuantAct, SharedRng};
 use swalp_core::points::PointConfig;
 use swalp_core::tch::{nn, nn::Module, nn::ModuleT, Device, Tensor};
 
+use super::init::{self, Conv};
 use super::Model;
 
-fn conv(path: nn::Path, cin: i64, cout: i64, k: i64, stride: i64) -> nn::Conv2D {
-    let config = nn::ConvConfig {
+fn conv(path: nn::Path, inputs: i64, outputs: i64, kernel: i64, stride: i64) -> nn::Conv2D {
+    let shape = Conv {
+        inputs,
+        outputs,
+        kernel,
         stride,
-        padding: k / 2,
+        padding: kernel / 2,
         bias: false,
-        ws_init: nn::Init::Randn {
-            mean: 0.0,
-            stdev: (2.0 / ((k * k * cout) as f64)).sqrt(),
-        },
-        ..Default::default()
     };
-    nn::conv2d(path, cin, cout, k, config)
-}
-
-fn bn(path: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(path, c, Default::default())
+    init::seed_conv2d(path, shape)
 }
 
 /// One pre-activation block: `(bn, conv)` pairs applied in sequence, and
 /// an optional shortcut conv.
 #[derive(Debug)]
 struct Block {
-    layers: Vec<(nn::BatchNorm, nn::Conv2D)>,
+    layers: Vec<(BatchNorm, nn::Conv2D)>,
     shortcut: Option<nn::Conv2D>,
     q: Option<QuantAct>,
 }
@@ -58,7 +59,7 @@ impl ModuleT for Block {
             out = self.quantize(conv.forward(&activated));
         }
         let residual = match &self.shortcut {
-            Some(conv) => self.quantize(conv.forward(x)),
+            Some(conv) => conv.forward(x),
             None => x.shallow_clone(),
         };
         out + residual
@@ -69,7 +70,7 @@ impl ModuleT for Block {
 struct PreResNet {
     stem: nn::Conv2D,
     blocks: Vec<Block>,
-    head_bn: nn::BatchNorm,
+    head_bn: BatchNorm,
     fc: nn::Linear,
     q: Option<QuantAct>,
 }
@@ -84,7 +85,12 @@ impl ModuleT for PreResNet {
             out = block.forward_t(&out, train);
         }
         let out = self.head_bn.forward_t(&out, train).relu();
-        let out = out.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        // The seed's nn.AvgPool2d(8): the 8×8 map of a 32×32 input. (Not
+        // tch's `avg_pool2d_default`, which sets a divisor override of 1
+        // and so sums the window.)
+        let out = out
+            .avg_pool2d([8, 8], [8, 8], [0, 0], false, true, None::<i64>)
+            .flatten(1, -1);
         self.fc.forward(&out)
     }
 }
@@ -100,6 +106,8 @@ pub fn build(
 ) -> Model {
     let vs = nn::VarStore::new(device);
     let root = vs.root();
+    let momentum = BatchNormMomentum::default();
+    let bn = |path: nn::Path, c| init::batch_norm(path, c, &momentum);
     let pair = points.activation_pair();
     let q = (!pair.is_identity()).then(|| QuantAct::new(pair, rng));
     let bottleneck = depth >= 44;
@@ -144,7 +152,7 @@ pub fn build(
             };
             let out = planes * expansion;
             let shortcut = (stride != 1 || inplanes != out)
-                .then(|| conv(&p / "downsample", inplanes, out, 1, stride));
+                .then(|| conv(&p / "downsample" / 0, inplanes, out, 1, stride));
             blocks.push(Block {
                 layers,
                 shortcut,
@@ -154,7 +162,7 @@ pub fn build(
         }
     }
     let head_bn = bn(&root / "bn", inplanes);
-    let fc = nn::linear(&root / "fc", inplanes, classes, Default::default());
+    let fc = init::linear(&root / "fc", inplanes, classes);
     let net = nn::seq_t().add(PreResNet {
         stem,
         blocks,
@@ -165,6 +173,6 @@ pub fn build(
     Model {
         vs,
         net,
-        has_batchnorm: true,
+        batchnorm: Some(momentum),
     }
 }

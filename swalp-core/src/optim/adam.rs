@@ -2,7 +2,7 @@
 
 use tch::{nn::VarStore, Tensor};
 
-use super::{LowPrecision, OptimQuantizers, UpdateRule};
+use super::{ops, LowPrecision, OptimQuantizers, UpdateRule};
 use crate::error::Result;
 use crate::hook::SharedRng;
 
@@ -67,6 +67,10 @@ impl AdamConfig {
 impl UpdateRule for AdamConfig {
     const BUFFERS: &'static [&'static str] = &["exp_avg", "exp_avg_sq"];
 
+    /// `torch.optim.Adam`'s (and `AdamW`'s) single-tensor step, operator
+    /// for operator: `w = w·(1 − lr·wd)` (AdamW) or `g = g + wd·w` (Adam);
+    /// `m = lerp(m, g, 1 − β1)`; `v = β2·v + (1 − β2)·g·g`;
+    /// `w = w − lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + ε)`.
     fn update(
         &self,
         param: &mut Tensor,
@@ -74,25 +78,36 @@ impl UpdateRule for AdamConfig {
         buffers: &mut [Option<Tensor>],
         lr: f64,
         step: u64,
-    ) {
+    ) -> Result<()> {
         let grad = if self.weight_decay != 0.0 && !self.decoupled {
-            grad + &*param * self.weight_decay
+            ops::add_scaled(grad, param, self.weight_decay)?
         } else {
             grad.shallow_clone()
         };
         if self.weight_decay != 0.0 && self.decoupled {
-            let _ = param.f_mul_scalar_(1.0 - lr * self.weight_decay);
+            let _ = param.f_mul_scalar_(1.0 - lr * self.weight_decay)?;
         }
-        let zeros = || param.zeros_like();
-        let m = buffers[0].take().unwrap_or_else(zeros) * self.beta1 + &grad * (1.0 - self.beta1);
-        let v = buffers[1].take().unwrap_or_else(zeros) * self.beta2
-            + grad.square() * (1.0 - self.beta2);
-        let bias1 = 1.0 - self.beta1.powi(step as i32);
-        let bias2 = 1.0 - self.beta2.powi(step as i32);
-        let denom = v.sqrt() / bias2.sqrt() + self.eps;
-        let _ = param.f_sub_(&(&m / denom * (lr / bias1)));
+        let mut m = match buffers[0].take() {
+            Some(m) => m,
+            None => param.f_zeros_like()?,
+        };
+        let mut v = match buffers[1].take() {
+            Some(v) => v,
+            None => param.f_zeros_like()?,
+        };
+        let _ = m.f_lerp_(&grad, 1.0 - self.beta1)?;
+        let _ = v.f_mul_scalar_(self.beta2)?;
+        ops::addcmul_(&mut v, &grad, &grad, 1.0 - self.beta2)?;
+        // Python's `beta ** step` and `x ** 0.5`: libm's pow, as powf.
+        let t = step as f64;
+        let bias1 = 1.0 - self.beta1.powf(t);
+        let bias2 = 1.0 - self.beta2.powf(t);
+        let mut denom = v.f_sqrt()?.f_div_scalar(bias2.powf(0.5))?;
+        let _ = denom.f_add_scalar_(self.eps)?;
+        ops::addcdiv_(param, &m, &denom, -(lr / bias1))?;
         buffers[0] = Some(m);
         buffers[1] = Some(v);
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@
 //! to the weight quantizer reproduces that.
 
 mod adam;
+mod ops;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig};
@@ -101,8 +102,9 @@ impl OptimQuantizers {
 /// struct SignSgd;
 /// impl UpdateRule for SignSgd {
 ///     const BUFFERS: &'static [&'static str] = &[];
-///     fn update(&self, w: &mut Tensor, g: &Tensor, _: &mut [Option<Tensor>], lr: f64, _: u64) {
-///         let _ = w.f_sub_(&(g.sign() * lr));
+///     fn update(&self, w: &mut Tensor, g: &Tensor, _: &mut [Option<Tensor>], lr: f64, _: u64) -> swalp_core::Result<()> {
+///         w.f_sub_(&(g.f_sign()? * lr))?;
+///         Ok(())
 ///     }
 /// }
 /// let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
@@ -125,7 +127,8 @@ pub trait UpdateRule: Send {
 
     /// Updates `param` in place from `grad` at learning rate `lr` and step
     /// number `step` (1 for the first step), creating or updating `buffers`
-    /// (one slot per name in `BUFFERS`). Runs without autograd.
+    /// (one slot per name in `BUFFERS`). Runs without autograd. A libtorch
+    /// error (a shape or device mismatch) is returned, not swallowed.
     ///
     /// ```
     /// use swalp_core::optim::{SgdConfig, UpdateRule};
@@ -133,9 +136,12 @@ pub trait UpdateRule: Send {
     /// let sgd = SgdConfig { momentum: 0.9, ..SgdConfig::new(0.1) };
     /// let mut w = Tensor::from_slice(&[1.0f32]);
     /// let mut buffers: [Option<Tensor>; 1] = [None];
-    /// sgd.update(&mut w, &Tensor::from_slice(&[2.0f32]), &mut buffers, 0.1, 1);
+    /// sgd.update(&mut w, &Tensor::from_slice(&[2.0f32]), &mut buffers, 0.1, 1)?;
     /// assert!((w.double_value(&[0]) - 0.8).abs() < 1e-6);
     /// assert!(buffers[0].is_some()); // the momentum buffer
+    /// // A gradient of another shape is an error.
+    /// assert!(sgd.update(&mut w, &Tensor::from_slice(&[1.0f32, 2.0]), &mut buffers, 0.1, 2).is_err());
+    /// # Ok::<(), swalp_core::Error>(())
     /// ```
     fn update(
         &self,
@@ -144,7 +150,65 @@ pub trait UpdateRule: Send {
         buffers: &mut [Option<Tensor>],
         lr: f64,
         step: u64,
-    );
+    ) -> Result<()>;
+}
+
+/// What a training loop asks of an optimizer, whatever its update rule:
+/// object-safe, so a loop can hold a `Box<dyn Optimizer>` chosen at run
+/// time. [`LowPrecision`] implements it for every [`UpdateRule`].
+///
+/// ```
+/// use swalp_core::{hook::shared_rng, optim::{Adam, AdamConfig, OptimQuantizers, Optimizer, Sgd, SgdConfig}};
+/// use swalp_core::tch::{Kind, Tensor};
+/// let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+/// let params = || vec![("w".to_string(), w.shallow_clone())];
+/// let quant = OptimQuantizers::full_precision;
+/// let adam = true;
+/// let mut opt: Box<dyn Optimizer> = if adam {
+///     Box::new(Adam::new(params(), AdamConfig::adam(0.1), 0.1, quant(), shared_rng(0)))
+/// } else {
+///     Box::new(Sgd::new(params(), SgdConfig::new(0.1), 0.1, quant(), shared_rng(0)))
+/// };
+/// opt.set_lr(0.01);
+/// (&w * 2.0).sum(Kind::Float).backward();
+/// opt.step()?;
+/// assert!((w.double_value(&[0]) - 0.99).abs() < 1e-6);
+/// # Ok::<(), swalp_core::Error>(())
+/// ```
+pub trait Optimizer: Send {
+    /// The learning rate.
+    fn lr(&self) -> f64;
+    /// Sets the learning rate.
+    fn set_lr(&mut self, lr: f64);
+    /// Zeroes every gradient.
+    fn zero_grad(&mut self);
+    /// One optimizer step.
+    fn step(&mut self) -> Result<()>;
+    /// Every state tensor by name, for checkpoints.
+    fn state_tensors(&self) -> Vec<(String, Tensor)>;
+    /// Restores state saved by `state_tensors`.
+    fn load_state_tensors(&mut self, state: &[(String, Tensor)]) -> Result<()>;
+}
+
+impl<R: UpdateRule> Optimizer for LowPrecision<R> {
+    fn lr(&self) -> f64 {
+        LowPrecision::lr(self)
+    }
+    fn set_lr(&mut self, lr: f64) {
+        LowPrecision::set_lr(self, lr)
+    }
+    fn zero_grad(&mut self) {
+        LowPrecision::zero_grad(self)
+    }
+    fn step(&mut self) -> Result<()> {
+        LowPrecision::step(self)
+    }
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        LowPrecision::state_tensors(self)
+    }
+    fn load_state_tensors(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        LowPrecision::load_state_tensors(self, state)
+    }
 }
 
 /// A low-precision optimizer over named parameters with update rule `R`.
@@ -391,7 +455,7 @@ impl<R: UpdateRule> LowPrecision<R> {
                 None => &mut self.params[i],
             };
             self.rule
-                .update(target, &grad, &mut self.buffers[i], self.lr, self.steps);
+                .update(target, &grad, &mut self.buffers[i], self.lr, self.steps)?;
             self.finish_weights(i)?;
             for slot in 0..self.buffers[i].len() {
                 if let Some(buffer) = self.buffers[i][slot].take() {

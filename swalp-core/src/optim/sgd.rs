@@ -3,7 +3,7 @@
 
 use tch::{nn::VarStore, Tensor};
 
-use super::{LowPrecision, OptimQuantizers, UpdateRule};
+use super::{ops, LowPrecision, OptimQuantizers, UpdateRule};
 use crate::error::Result;
 use crate::hook::SharedRng;
 
@@ -48,6 +48,10 @@ impl SgdConfig {
 impl UpdateRule for SgdConfig {
     const BUFFERS: &'static [&'static str] = &["momentum"];
 
+    /// `torch.optim.SGD`'s single-tensor step, operator for operator:
+    /// `d = g + wd·w`; `b = clone(d)` on the first step, else
+    /// `b = μ·b + (1 − dampening)·d`; `d = d + μ·b` (Nesterov) or `d = b`;
+    /// `w = w − lr·d`.
     fn update(
         &self,
         param: &mut Tensor,
@@ -55,27 +59,29 @@ impl UpdateRule for SgdConfig {
         buffers: &mut [Option<Tensor>],
         lr: f64,
         _step: u64,
-    ) {
+    ) -> Result<()> {
         let mut d = if self.weight_decay != 0.0 {
-            grad + &*param * self.weight_decay
+            ops::add_scaled(grad, param, self.weight_decay)?
         } else {
             grad.shallow_clone()
         };
         if self.momentum != 0.0 {
             let buffer = match buffers[0].take() {
-                None => d.detach().copy(),
-                // d · 1 is d exactly: skip that pass without dampening.
-                Some(b) if self.dampening == 0.0 => b * self.momentum + &d,
-                Some(b) => b * self.momentum + &d * (1.0 - self.dampening),
+                None => d.f_detach()?.copy(),
+                Some(mut b) => {
+                    let _ = b.f_mul_scalar_(self.momentum)?;
+                    ops::add_scaled_(&mut b, &d, 1.0 - self.dampening)?;
+                    b
+                }
             };
             d = if self.nesterov {
-                d + &buffer * self.momentum
+                ops::add_scaled(&d, &buffer, self.momentum)?
             } else {
                 buffer.shallow_clone()
             };
             buffers[0] = Some(buffer);
         }
-        let _ = param.f_sub_(&(d * lr));
+        ops::add_scaled_(param, &d, -lr)
     }
 }
 

@@ -60,7 +60,7 @@ pub enum DataCommand {
 #[derive(Debug, Args)]
 pub struct DataDownloadArgs {
     /// The data set.
-    #[arg(value_enum)]
+    #[arg(value_parser = data_name_parser())]
     pub name: crate::data::real::DataName,
 
     /// Directory to put it in (default: data/<NAME>).
@@ -245,6 +245,15 @@ impl From<BackendArg> for Backend {
             BackendArg::Auto => Backend::Auto,
         }
     }
+}
+
+/// The real data sets by their names, listed in `--help` and in errors.
+fn data_name_parser() -> impl clap::builder::TypedValueParser<Value = crate::data::real::DataName> {
+    use crate::data::real::DataName;
+    use clap::builder::TypedValueParser;
+    let names = DataName::ALL.map(DataName::name);
+    clap::builder::PossibleValuesParser::new(names)
+        .try_map(|name| DataName::from_name(&name).ok_or(format!("unknown data set {name:?}")))
 }
 
 #[cfg(test)]

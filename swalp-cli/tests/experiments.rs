@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use swalp_cli::experiment::observe::{Control, Observer, StepReport};
+use swalp_cli::experiment::{Experiment, ExperimentError, RunOptions};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
@@ -314,6 +316,19 @@ fn metrics_without_time(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Stops a run after a number of optimizer steps.
+struct StopAfter(u64);
+
+impl Observer for StopAfter {
+    fn step(&mut self, report: &StepReport) -> Control {
+        if report.steps >= self.0 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+}
+
 #[test]
 fn an_interrupted_run_resumes_to_exactly_the_uninterrupted_numbers() {
     let dir = tempfile::tempdir().unwrap();
@@ -322,22 +337,21 @@ fn an_interrupted_run_resumes_to_exactly_the_uninterrupted_numbers() {
     let whole = dir.path().join("whole");
     let expected = run_experiment(&file, &whole, &set);
 
-    // Stop mid-epoch after averaging has started (epoch 4 of 128 steps each).
+    // Stop mid-epoch after averaging has started (epoch 4 of 128 steps
+    // each), through the library with an observer that stops the run as
+    // Ctrl-C does, then resume with the command line.
     let split = dir.path().join("split");
-    let mut args = vec![
-        "run",
-        file.to_str().unwrap(),
-        "--out",
-        split.to_str().unwrap(),
-    ];
-    args.extend(set);
-    let output = bin()
-        .args(&args)
-        .env("SWALP_STOP_AFTER_STEPS", "550")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
-    assert!(stderr(&output).contains("--resume"), "{}", stderr(&output));
+    let overrides: Vec<String> = set.chunks(2).map(|pair| pair[1].to_string()).collect();
+    let experiment = Experiment::load(&file, &overrides).unwrap();
+    let options = RunOptions {
+        out_dir: split.clone(),
+        resume: false,
+    };
+    let mut observers = swalp_cli::experiment::file_observers(&experiment);
+    observers.push(Box::new(StopAfter(550)));
+    let err = swalp_cli::experiment::run_with(&experiment, &options, observers).unwrap_err();
+    assert!(matches!(err, ExperimentError::Interrupted { .. }), "{err}");
+    assert!(err.to_string().contains("--resume"), "{err}");
     assert!(!split.join("result.json").exists());
     let checkpoints: Vec<_> = std::fs::read_dir(split.join("checkpoints"))
         .unwrap()

@@ -607,7 +607,6 @@ fn check_trainer(name: &str) {
     let options = RunOptions {
         out_dir: out.clone(),
         resume: false,
-        stop_after_steps: None,
     };
     let result = swalp_cli::experiment::run(&exp, &options).unwrap_or_else(|e| panic!("{e}"));
     let lines: Vec<Value> = std::fs::read_to_string(out.join("metrics.jsonl"))

@@ -4,5 +4,6 @@ pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod formats;
+pub mod observers;
 pub mod quantize;
 pub mod run;

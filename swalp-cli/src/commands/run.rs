@@ -69,9 +69,10 @@ fn run_one(exp: &Experiment, dir: &Path, resume: bool) -> Result<Value, CliError
     let options = RunOptions {
         out_dir: dir.to_path_buf(),
         resume,
-        stop_after_steps: stop_after_steps(),
     };
-    Ok(experiment::run(&exp, &options)?)
+    let mut observers = experiment::file_observers(&exp);
+    observers.extend(super::observers::terminal(&exp));
+    Ok(experiment::run_with(&exp, &options, observers)?)
 }
 
 /// The experiment stored in `dir`, checked against the one given on the
@@ -182,15 +183,9 @@ fn write_summary(dir: &Path, summary: &Value) -> Result<(), CliError> {
             reason: e.to_string(),
         })
     };
-    let tmp = crate::io::atomic::TempFile::create_for(&path).map_err(fail)?;
+    let tmp = crate::atomic::TempFile::create_for(&path).map_err(fail)?;
     std::fs::write(tmp.path(), text).map_err(fail)?;
     tmp.persist().map_err(fail)
-}
-
-/// A test hook: `SWALP_STOP_AFTER_STEPS=N` makes the run behave as if
-/// Ctrl-C were pressed after N optimizer steps.
-fn stop_after_steps() -> Option<u64> {
-    std::env::var("SWALP_STOP_AFTER_STEPS").ok()?.parse().ok()
 }
 
 /// Prints the resolved experiment as TOML.

@@ -39,10 +39,10 @@ use super::cifar::{CIFAR100_FOLDER, CIFAR10_FOLDER};
 use super::error::DataError;
 use super::mnist;
 use super::real::{self, DataName};
-use crate::io::atomic::TempFile;
+use crate::atomic::TempFile;
 
 /// The environment variable naming a mirror, like `--mirror`.
-pub const MIRROR_ENV: &str = "SWALP_DATA_MIRROR";
+pub use super::real::MIRROR_ENV;
 
 /// The name of a mirror's optional digest list, in each data set's folder.
 pub const CHECKSUMS_FILE: &str = "checksums.txt";

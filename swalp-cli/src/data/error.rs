@@ -11,6 +11,8 @@ use super::real::DataName;
 /// A data set that cannot be read or downloaded.
 #[derive(Debug)]
 pub enum DataError {
+    /// No data set has this `data.name`.
+    UnknownName(String),
     /// A data file that is missing, unreadable or malformed. The message
     /// ends with the command that (re)downloads the data set.
     File {
@@ -160,7 +162,8 @@ impl DataError {
         }
     }
 
-    /// A [`DataError::Write`].
+    /// A [`DataError::Write`] (downloads write files).
+    #[cfg(feature = "download")]
     pub(crate) fn write(path: &Path, source: io::Error) -> Self {
         DataError::Write {
             path: path.to_path_buf(),
@@ -249,9 +252,28 @@ impl fmt::Display for FileProblem {
     }
 }
 
+/// The reason phrase of an HTTP status ("Not Found"), where known.
+#[cfg(feature = "download")]
+fn status_reason(status: u16) -> Option<&'static str> {
+    ureq::http::StatusCode::from_u16(status)
+        .ok()?
+        .canonical_reason()
+}
+
+/// Without downloads no HTTP error arises; the message just has no phrase.
+#[cfg(not(feature = "download"))]
+fn status_reason(_: u16) -> Option<&'static str> {
+    None
+}
+
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            DataError::UnknownName(name) => write!(
+                f,
+                "invalid value {name:?} for `data.name`: expected one of {}",
+                super::NAMES.join(", ")
+            ),
             // Not a data problem: downloading again would not help.
             DataError::File {
                 path,
@@ -272,16 +294,14 @@ impl fmt::Display for DataError {
                 name.download_command(dir)
             ),
             DataError::Http { url, status } => {
-                let reason = ureq::http::StatusCode::from_u16(*status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
+                let reason = status_reason(*status)
                     .map(|r| format!(" {r}"))
                     .unwrap_or_default();
                 write!(
                     f,
                     "download of {url} failed: HTTP {status}{reason}; \
                      check the URL (or the mirror given by --mirror / {})",
-                    super::download::MIRROR_ENV
+                    super::real::MIRROR_ENV
                 )
             }
             DataError::Network { url, reason } => write!(
@@ -289,7 +309,7 @@ impl fmt::Display for DataError {
                 "cannot download {url}: {}; check the network connection \
                  (and the mirror, if --mirror or {} names one)",
                 first_line(reason),
-                super::download::MIRROR_ENV
+                super::real::MIRROR_ENV
             ),
             DataError::Checksum {
                 file,

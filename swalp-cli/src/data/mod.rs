@@ -2,15 +2,19 @@
 
 pub mod augment;
 pub mod cifar;
+#[cfg(feature = "download")]
 pub mod download;
 pub mod error;
 pub mod mnist;
 pub mod real;
 pub mod synthetic;
 
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 use swalp_core::tch::{Kind, Tensor};
 
-use crate::experiment::{config::DataSection, ExperimentError};
+use error::DataError;
 
 /// What the model predicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +117,52 @@ impl Dataset {
     }
 }
 
+/// `[data]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// `synthetic-linreg` or `synthetic-logreg`.
+    pub name: String,
+    /// Directory of the data files (real data sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Use only the first N training examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<usize>,
+    /// Synthetic data: training examples.
+    #[serde(default = "default_n_train")]
+    pub n_train: usize,
+    /// Synthetic data: test examples.
+    #[serde(default = "default_n_test")]
+    pub n_test: usize,
+    /// Synthetic data: input dimension.
+    #[serde(default = "default_dim")]
+    pub dim: usize,
+    /// Synthetic data: classes (logistic regression).
+    #[serde(default = "default_classes")]
+    pub classes: usize,
+    /// Synthetic data: standard deviation of the label noise (linear
+    /// regression) or scale of the logits (logistic regression).
+    #[serde(default = "default_noise")]
+    pub noise: f64,
+}
+
+fn default_n_train() -> usize {
+    4096
+}
+fn default_n_test() -> usize {
+    1024
+}
+fn default_dim() -> usize {
+    16
+}
+fn default_classes() -> usize {
+    2
+}
+fn default_noise() -> f64 {
+    0.1
+}
+
 /// Every `data.name` this build knows.
 pub const NAMES: [&str; 8] = [
     "cifar10",
@@ -126,27 +176,16 @@ pub const NAMES: [&str; 8] = [
 ];
 
 /// Loads (or generates) the data set a `[data]` section names.
-pub fn load(
-    section: &DataSection,
-    seed: u64,
-    weight_decay: f64,
-) -> Result<Dataset, ExperimentError> {
+pub fn load(section: &DataSection, seed: u64, weight_decay: f64) -> Result<Dataset, DataError> {
     let mut data = match section.name.as_str() {
         "synthetic-linreg" => synthetic::linear_regression(section, seed),
         "synthetic-logreg" => synthetic::logistic_regression(section, seed, weight_decay),
         "synthetic-cifar" => synthetic::images(section, seed, [3, 32, 32]),
         "synthetic-mnist" => synthetic::images(section, seed, [1, 28, 28]),
-        name if real::DataName::from_name(name).is_some() => {
-            let name = real::DataName::from_name(name)
-                .ok_or_else(|| ExperimentError::Invalid(name.into()))?;
-            load_real(name, section.path.as_deref())?
-        }
-        other => {
-            return Err(ExperimentError::Invalid(format!(
-                "invalid value {other:?} for `data.name`: expected one of {}",
-                NAMES.join(", ")
-            )))
-        }
+        other => match real::DataName::from_name(other) {
+            Some(name) => load_real(name, section.path.as_deref())?,
+            None => return Err(DataError::UnknownName(other.to_string())),
+        },
     };
     if let Some(n) = section.subset {
         let n = (n as i64).min(data.train_len());
@@ -160,13 +199,9 @@ pub fn load(
 /// images kept as bytes (augmented, then normalised per batch), test images
 /// normalised once. CIFAR training batches get the seed's random crop with
 /// 4-pixel black padding and horizontal flip.
-fn load_real(
-    name: real::DataName,
-    dir: Option<&std::path::Path>,
-) -> Result<Dataset, ExperimentError> {
+fn load_real(name: real::DataName, dir: Option<&std::path::Path>) -> Result<Dataset, DataError> {
     let dir = dir.map_or_else(|| name.default_dir(), std::path::Path::to_path_buf);
-    let (train, test) =
-        real::read(name, &dir).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+    let (train, test) = real::read(name, &dir)?;
     let (mean, std) = (name.mean(), name.std());
     let prepare: Prepare =
         std::sync::Arc::new(move |raw: &Tensor| augment::normalize(raw, mean, std));

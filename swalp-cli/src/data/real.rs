@@ -10,26 +10,26 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use clap::ValueEnum;
 use swalp_core::tch::Tensor;
 
 use super::augment;
 use super::error::DataError;
 
+/// The environment variable naming a mirror for `swalp-cli data download`
+/// (`URL/<name>/<file>`), mentioned in the errors that tell how to fetch a
+/// data set.
+pub const MIRROR_ENV: &str = "SWALP_DATA_MIRROR";
+
 /// A real data set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DataName {
     /// CIFAR-10: 32x32 RGB images, 10 classes, 50000 + 10000.
-    #[value(name = "cifar10")]
     Cifar10,
     /// CIFAR-100: 32x32 RGB images, 100 (fine) classes, 50000 + 10000.
-    #[value(name = "cifar100")]
     Cifar100,
     /// MNIST: 28x28 grey handwritten digits, 10 classes, 60000 + 10000.
-    #[value(name = "mnist")]
     Mnist,
     /// Fashion-MNIST: 28x28 grey clothing images, 10 classes, 60000 + 10000.
-    #[value(name = "fashion-mnist")]
     FashionMnist,
 }
 

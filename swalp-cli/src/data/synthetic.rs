@@ -4,8 +4,7 @@
 
 use swalp_core::tch::{Device, Kind, Tensor};
 
-use super::{Dataset, Optimum, Task};
-use crate::experiment::config::DataSection;
+use super::{DataSection, Dataset, Optimum, Task};
 
 fn generator_seed(seed: u64) -> i64 {
     // Data depends on the experiment seed only, not on what ran before.

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use swalp_core::tch::Tensor;
 use swalp_core::QuantRng;
 
+use super::observe::EpochRecord;
 use super::ExperimentError;
 
 /// Where a run is, between two optimizer steps.
@@ -36,6 +37,10 @@ pub struct Position {
     pub rng: QuantRng,
     /// Models averaged so far.
     pub swa_count: u64,
+    /// The records of the finished epochs (for `metrics.jsonl` and the
+    /// paper's numbers of a resumed run).
+    #[serde(default)]
+    pub history: Vec<EpochRecord>,
 }
 
 /// A loaded checkpoint.

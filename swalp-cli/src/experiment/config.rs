@@ -5,13 +5,15 @@
 //! unknown keys and wrong types are errors naming the file, the line and the
 //! key, with the closest valid key suggested.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use swalp_core::points::PointConfig;
 use swalp_core::schedule::LrSchedule;
 
 use super::ExperimentError;
+pub use crate::data::DataSection;
+pub use crate::models::ModelSection;
 
 /// A whole experiment, defaults filled in.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -68,67 +70,6 @@ pub enum DeviceChoice {
     Cpu,
     /// The first CUDA device.
     Cuda,
-}
-
-/// `[data]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataSection {
-    /// `synthetic-linreg` or `synthetic-logreg`.
-    pub name: String,
-    /// Directory of the data files (real data sets).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<PathBuf>,
-    /// Use only the first N training examples.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subset: Option<usize>,
-    /// Synthetic data: training examples.
-    #[serde(default = "default_n_train")]
-    pub n_train: usize,
-    /// Synthetic data: test examples.
-    #[serde(default = "default_n_test")]
-    pub n_test: usize,
-    /// Synthetic data: input dimension.
-    #[serde(default = "default_dim")]
-    pub dim: usize,
-    /// Synthetic data: classes (logistic regression).
-    #[serde(default = "default_classes")]
-    pub classes: usize,
-    /// Synthetic data: standard deviation of the label noise (linear
-    /// regression) or scale of the logits (logistic regression).
-    #[serde(default = "default_noise")]
-    pub noise: f64,
-}
-
-fn default_n_train() -> usize {
-    4096
-}
-fn default_n_test() -> usize {
-    1024
-}
-fn default_dim() -> usize {
-    16
-}
-fn default_classes() -> usize {
-    2
-}
-fn default_noise() -> f64 {
-    0.1
-}
-
-/// `[model]`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSection {
-    /// One of [`crate::models::NAMES`].
-    pub name: String,
-    /// Start from the weights in this `.safetensors` file, named as the
-    /// PyTorch twin's `state_dict()`, instead of a fresh initialisation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init: Option<PathBuf>,
-    /// Dropout probability of the VGG models (the seed's 0.5 when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dropout: Option<f64>,
 }
 
 /// `[optim]`.

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod observe;
 pub mod run;
 pub mod tensorboard;
 
@@ -10,7 +11,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use config::Experiment;
-pub use run::{run, RunOptions};
+pub use run::{file_observers, run, run_with, RunOptions};
 
 /// Why an experiment could not be loaded or run.
 #[derive(Debug)]
@@ -42,6 +43,10 @@ pub enum ExperimentError {
         /// Why.
         reason: String,
     },
+    /// The data set cannot be loaded.
+    Data(crate::data::error::DataError),
+    /// The model cannot be built for this data.
+    Model(crate::models::ModelError),
     /// Initial weights (`model.init`) that do not fit, or exported weights
     /// that cannot be written.
     Weights(crate::models::weights::WeightsError),
@@ -91,6 +96,8 @@ impl fmt::Display for ExperimentError {
             ExperimentError::Output { path, reason } => {
                 write!(f, "cannot write {}: {reason}", path.display())
             }
+            ExperimentError::Data(e) => e.fmt(f),
+            ExperimentError::Model(e) => e.fmt(f),
             ExperimentError::Weights(e) => e.fmt(f),
             ExperimentError::Training(e) => write!(f, "training failed: {e}"),
             ExperimentError::Interrupted { run_dir } => write!(
@@ -105,10 +112,24 @@ impl fmt::Display for ExperimentError {
 impl std::error::Error for ExperimentError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            ExperimentError::Data(e) => Some(e),
+            ExperimentError::Model(e) => Some(e),
             ExperimentError::Weights(e) => Some(e),
             ExperimentError::Training(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<crate::data::error::DataError> for ExperimentError {
+    fn from(e: crate::data::error::DataError) -> Self {
+        ExperimentError::Data(e)
+    }
+}
+
+impl From<crate::models::ModelError> for ExperimentError {
+    fn from(e: crate::models::ModelError) -> Self {
+        ExperimentError::Model(e)
     }
 }
 

@@ -22,9 +22,7 @@
 //! saved in checkpoints. A run resumed from a checkpoint on the same device
 //! therefore ends with exactly the numbers of an uninterrupted one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -42,19 +40,12 @@ use swalp_core::{QuantRng, Quantizer};
 
 use super::checkpoint::{self, Position};
 use super::config::{DeviceChoice, Experiment};
-use super::tensorboard::EventWriter;
+use super::observe::{
+    write_atomically, Control, EpochRecord, MetricsFile, Observer, StepReport, TensorBoard,
+};
 use super::ExperimentError;
 use crate::data::{self, Dataset, Optimum, Task};
-use crate::io::atomic::TempFile;
 use crate::models::{self, weights, Inputs, Model};
-
-/// Prints a line of the epoch table; a closed stdout (`| head`) is not an
-/// error worth stopping a run for.
-macro_rules! table_line {
-    ($($arg:tt)*) => {{
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -63,21 +54,6 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     /// Continue from the newest checkpoint in `out_dir`.
     pub resume: bool,
-    /// Behave as if Ctrl-C were pressed after this many optimizer steps
-    /// (tests of interruption and resumption).
-    pub stop_after_steps: Option<u64>,
-}
-
-/// Set by the Ctrl-C handler; checked between steps.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-fn install_interrupt_handler() {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
-            log::warn!("Ctrl-C will stop the run without a checkpoint: {e}");
-        }
-    });
 }
 
 /// The optimizer an experiment asks for, over `model`'s trainable
@@ -215,16 +191,6 @@ fn optimum_metrics(model: &Model, data: &Dataset) -> Value {
         }
         None => json!({}),
     }
-}
-
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ExperimentError> {
-    let fail = |e: std::io::Error| ExperimentError::Output {
-        path: path.into(),
-        reason: e.to_string(),
-    };
-    let tmp = TempFile::create_for(path).map_err(fail)?;
-    std::fs::write(tmp.path(), contents).map_err(fail)?;
-    tmp.persist().map_err(fail)
 }
 
 fn evaluation_json(e: Evaluation, extra: Value) -> Value {
@@ -383,6 +349,7 @@ impl<'a> Trainer<'a> {
             wrong: 0,
             rng: QuantRng::new(seed),
             swa_count: 0,
+            history: Vec::new(),
         };
         Ok(Trainer {
             exp,
@@ -441,12 +408,9 @@ impl<'a> Trainer<'a> {
         n.div_ceil(b)
     }
 
-    /// Trains the rest of the current epoch; returns false when interrupted.
-    fn train_epoch(
-        &mut self,
-        progress: &indicatif::ProgressBar,
-        stop_after: Option<u64>,
-    ) -> Result<bool, ExperimentError> {
+    /// Trains the rest of the current epoch; returns false when an
+    /// observer stopped it.
+    fn train_epoch(&mut self, observers: &mut Observers<'_>) -> Result<bool, ExperimentError> {
         let seed = self.exp.experiment.seed;
         let epoch = self.position.epoch;
         let per_epoch = self.batches_per_epoch();
@@ -463,7 +427,7 @@ impl<'a> Trainer<'a> {
             self.device,
             derived_seed(seed, AUGMENT, epoch, 0),
         );
-        progress.set_position(self.position.batch);
+        observers.epoch_started(epoch, per_epoch, self.position.batch);
         let per_step = self.exp.schedule.per == "step";
         for batch in batches {
             let b = self.position.batch;
@@ -490,10 +454,14 @@ impl<'a> Trainer<'a> {
             self.position.batch += 1;
             self.position.steps += 1;
             self.average_after_step()?;
-            progress.inc(1);
-            progress.set_message(format!("{loss:.4}"));
-            let stop = stop_after.is_some_and(|s| self.position.steps >= s);
-            if INTERRUPTED.load(Ordering::SeqCst) || stop {
+            let report = StepReport {
+                epoch,
+                batch: self.position.batch,
+                batches: per_epoch,
+                steps: self.position.steps,
+                loss,
+            };
+            if observers.step(&report) == Control::Stop {
                 return Ok(false);
             }
         }
@@ -604,68 +572,96 @@ impl ShallowVec for [(String, Tensor)] {
     }
 }
 
-fn progress_bar(exp: &Experiment, epoch: u64, len: u64) -> indicatif::ProgressBar {
-    if !exp.log.progress {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    let style = indicatif::ProgressStyle::with_template(
-        "ep {prefix:>3} [{bar:30}] {pos}/{len} {per_sec} loss {msg} ETA {eta}",
-    )
-    .map(|s| s.progress_chars("=> "));
-    if let Ok(style) = style {
-        bar.set_style(style);
-    }
-    bar.set_prefix(epoch.to_string());
-    bar
-}
-
-/// Metrics lines of earlier epochs, kept when resuming.
-fn previous_metrics(path: &Path, before_epoch: u64) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter(|l| {
-            serde_json::from_str::<Value>(l)
-                .ok()
-                .and_then(|v| v["epoch"].as_u64())
-                .is_some_and(|e| e < before_epoch)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
-
 /// The paper's two numbers, read from the per-epoch records: the SGD
 /// iterate after `swa.start` epochs (after the last epoch without epoch
 /// averaging) and the average after `train.epochs − 1` epochs, as the
 /// seed's `train.py` reports them.
-fn paper_results(exp: &Experiment, lines: &[Value]) -> Value {
-    let after = |epochs: u64| {
-        lines
-            .iter()
-            .find(|l| epochs > 0 && l["epoch"].as_u64() == Some(epochs - 1))
-    };
+fn paper_results(exp: &Experiment, history: &[EpochRecord]) -> Value {
+    let after = |epochs: u64| history.iter().find(|r| epochs > 0 && r.epoch == epochs - 1);
     let mut paper = json!({});
     let sgd_epochs = exp.swa.start.unwrap_or(exp.train.epochs).max(1);
-    if let Some(l) = after(sgd_epochs) {
+    if let Some(r) = after(sgd_epochs) {
         paper["sgd"] = json!({
-            "epochs_trained": sgd_epochs, "test_loss": l["test_loss"], "test_error": l["test_error"],
+            "epochs_trained": sgd_epochs, "test_loss": r.test_loss, "test_error": r.test_error,
         });
     }
     let swa_epochs = exp.train.epochs.saturating_sub(1);
-    if let Some(l) = after(swa_epochs).filter(|l| !l["swa_test_error"].is_null()) {
-        paper["swa"] = json!({
-            "epochs_trained": swa_epochs, "test_loss": l["swa_test_loss"],
-            "test_error": l["swa_test_error"], "count": l["swa_count"],
-        });
+    if let Some(r) = after(swa_epochs) {
+        if let (Some(loss), Some(error)) = (r.swa_test_loss, r.swa_test_error) {
+            paper["swa"] = json!({
+                "epochs_trained": swa_epochs, "test_loss": loss,
+                "test_error": error, "count": r.swa_count,
+            });
+        }
     }
     paper
 }
 
-/// Runs `exp` into `options.out_dir`; returns the contents of `result.json`.
+/// The observers every run has: `metrics.jsonl`, and TensorBoard event
+/// files when `log.tensorboard` is on.
+pub fn file_observers(exp: &Experiment) -> Vec<Box<dyn Observer>> {
+    let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(MetricsFile::default())];
+    if exp.log.tensorboard {
+        observers.push(Box::new(TensorBoard::default()));
+    }
+    observers
+}
+
+/// Runs `exp` into `options.out_dir` with the [`file_observers`]; returns
+/// the contents of `result.json`.
+pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentError> {
+    run_with(exp, options, file_observers(exp))
+}
+
+/// The observers of a run, called in turn.
+struct Observers<'o>(Vec<Box<dyn Observer + 'o>>);
+
+impl Observers<'_> {
+    fn started(&mut self, dir: &Path, history: &[EpochRecord]) -> Result<(), ExperimentError> {
+        self.0.iter_mut().try_for_each(|o| o.started(dir, history))
+    }
+
+    fn epoch_started(&mut self, epoch: u64, batches: u64, done: u64) {
+        for o in &mut self.0 {
+            o.epoch_started(epoch, batches, done);
+        }
+    }
+
+    /// Every observer sees the step; any one can stop the run.
+    fn step(&mut self, report: &StepReport) -> Control {
+        self.0.iter_mut().fold(Control::Continue, |control, o| {
+            match (o.step(report), control) {
+                (Control::Stop, _) | (_, Control::Stop) => Control::Stop,
+                _ => Control::Continue,
+            }
+        })
+    }
+
+    fn epoch_finished(&mut self, record: &EpochRecord) -> Result<(), ExperimentError> {
+        self.0.iter_mut().try_for_each(|o| o.epoch_finished(record))
+    }
+
+    fn finished(&mut self, result: &Value) {
+        for o in &mut self.0 {
+            o.finished(result);
+        }
+    }
+}
+
+/// Runs `exp` into `options.out_dir`, reporting to `observers` (give
+/// [`file_observers`] among them for `metrics.jsonl` and TensorBoard);
+/// returns the contents of `result.json`. An observer that returns
+/// [`Control::Stop`] makes the run write a checkpoint and return
+/// [`ExperimentError::Interrupted`].
 ///
 /// Nothing is written before the experiment is built: an unusable
 /// `model.init` or data set leaves `out_dir` as it was.
-pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentError> {
+pub fn run_with<'o>(
+    exp: &Experiment,
+    options: &RunOptions,
+    observers: Vec<Box<dyn Observer + 'o>>,
+) -> Result<Value, ExperimentError> {
+    let mut observers = Observers(observers);
     let device = resolve_device(exp.experiment.device)?;
     let out = &options.out_dir;
     let mut trainer = Trainer::new(exp, device)?;
@@ -681,106 +677,43 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
         let resolved = toml::to_string(exp).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
         write_atomically(&out.join("config.toml"), resolved.as_bytes())?;
     }
-    install_interrupt_handler();
-    let metrics_path = out.join("metrics.jsonl");
-    let mut metrics = previous_metrics(&metrics_path, trainer.position.epoch);
-    let mut events = if exp.log.tensorboard {
-        Some(
-            EventWriter::create(out).map_err(|e| ExperimentError::Output {
-                path: out.clone(),
-                reason: e.to_string(),
-            })?,
-        )
-    } else {
-        None
-    };
-    if exp.log.table {
-        table_line!(
-            "{:>5} {:>10} {:>10} {:>8} {:>8} {:>10} {:>8} {:>10} {:>7}",
-            "ep",
-            "lr",
-            "tr_loss",
-            "tr_err",
-            "te_loss",
-            "te_err",
-            "swa_loss",
-            "swa_err",
-            "time"
-        );
-    }
+    observers.started(out, &trainer.position.history)?;
     // The evaluations of the last epoch trained in this process.
     let mut last: Option<(Evaluation, Option<Evaluation>)> = None;
     while trainer.position.epoch < exp.train.epochs {
         let epoch = trainer.position.epoch;
         let started = Instant::now();
-        let bar = progress_bar(exp, epoch, trainer.batches_per_epoch());
-        let completed = trainer.train_epoch(&bar, options.stop_after_steps)?;
-        bar.finish_and_clear();
-        if !completed {
+        if !trainer.train_epoch(&mut observers)? {
             trainer.save_checkpoint(out)?;
             return Err(ExperimentError::Interrupted {
                 run_dir: out.clone(),
             });
         }
         trainer.average_after_epoch()?;
-        let lr = trainer.schedule.lr_at(epoch as f64);
-        let train_loss = trainer.position.loss_sum / trainer.data.train_len() as f64;
+        let n = trainer.data.train_len() as f64;
         // Errors of the model as it trained (dropout on, weights moving), as
         // the seed reports them; none for regression.
         let train_error = match trainer.data.task {
-            Task::Classification { .. } => {
-                Some(100.0 * trainer.position.wrong as f64 / trainer.data.train_len() as f64)
-            }
+            Task::Classification { .. } => Some(100.0 * trainer.position.wrong as f64 / n),
             Task::Regression => None,
         };
         let test = trainer.evaluate_iterate()?;
         let swa_test = trainer.evaluate_average()?;
         last = Some((test, swa_test));
-        let seconds = started.elapsed().as_secs_f64();
-        let swa_count = trainer.swa.as_ref().map_or(0, Swa::count);
-        let line = json!({
-            "epoch": epoch, "lr": lr, "train_loss": train_loss, "train_error": train_error,
-            "test_loss": test.loss, "test_error": test.error,
-            "swa_test_loss": swa_test.map(|e| e.loss), "swa_test_error": swa_test.map(|e| e.error),
-            "swa_count": swa_count, "time": seconds,
-        });
-        metrics.push_str(&format!("{line}\n"));
-        write_atomically(&metrics_path, metrics.as_bytes())?;
-        if let Some(events) = events.as_mut() {
-            let mut scalars = vec![
-                ("lr", lr),
-                ("train/loss", train_loss),
-                ("test/loss", test.loss),
-                ("test/error", test.error),
-            ];
-            if let Some(e) = train_error {
-                scalars.push(("train/error", e));
-            }
-            if let Some(s) = swa_test {
-                scalars.extend([("swa/test_loss", s.loss), ("swa/test_error", s.error)]);
-            }
-            let _ = events.scalars(epoch as i64, &scalars);
-        }
-        if exp.log.table {
-            let swa = |f: fn(&Evaluation) -> f64| {
-                swa_test
-                    .as_ref()
-                    .map_or("-".to_string(), |e| format!("{:.4}", f(e)))
-            };
-            table_line!(
-                "{:>5} {:>10.6} {:>10.6} {:>8} {:>8.4} {:>10.4} {:>8} {:>10} {:>7.2}",
-                epoch,
-                lr,
-                train_loss,
-                train_error.map_or("-".to_string(), |e| format!("{e:.4}")),
-                test.loss,
-                test.error,
-                swa(|e| e.loss),
-                swa(|e| e.error),
-                seconds
-            );
-            let _ = std::io::stdout().flush();
-        }
+        let record = EpochRecord {
+            epoch,
+            lr: trainer.schedule.lr_at(epoch as f64),
+            train_loss: trainer.position.loss_sum / n,
+            train_error,
+            test_loss: test.loss,
+            test_error: test.error,
+            swa_test_loss: swa_test.map(|e| e.loss),
+            swa_test_error: swa_test.map(|e| e.error),
+            swa_count: trainer.swa.as_ref().map_or(0, Swa::count),
+            time: started.elapsed().as_secs_f64(),
+        };
+        trainer.position.history.push(record.clone());
+        observers.epoch_finished(&record)?;
         trainer.position.epoch += 1;
         trainer.position.batch = 0;
         trainer.position.loss_sum = 0.0;
@@ -798,17 +731,13 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
         Some(evaluations) => evaluations,
         None => (trainer.evaluate_iterate()?, trainer.evaluate_average()?),
     };
-    let lines: Vec<Value> = metrics
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
     let epochs = exp.train.epochs;
     let mut result = json!({
         "experiment": exp.experiment.name,
         "seed": exp.experiment.seed,
         "epochs": epochs,
         "steps": trainer.position.steps,
-        "paper": paper_results(exp, &lines),
+        "paper": paper_results(exp, &trainer.position.history),
         "final": { "sgd": evaluation_json(sgd, optimum_metrics(&trainer.model, &trainer.data)) },
     });
     result["final"]["sgd"]["epochs_trained"] = json!(epochs);
@@ -823,5 +752,6 @@ pub fn run(exp: &Experiment, options: &RunOptions) -> Result<Value, ExperimentEr
     let text = serde_json::to_string_pretty(&result)
         .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
     write_atomically(&out.join("result.json"), text.as_bytes())?;
+    observers.finished(&result);
     Ok(result)
 }

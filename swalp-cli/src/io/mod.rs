@@ -2,7 +2,6 @@
 //! read with checks that turn every bad file into a [`CliError`] naming it,
 //! and written atomically so that OUT is either complete or absent.
 
-pub mod atomic;
 mod npy;
 mod safetensors;
 
@@ -12,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use tch::{Kind, TchError, Tensor};
 
+use crate::atomic::{parent_dir, TempFile};
 use crate::error::{CliError, Role};
-use atomic::{parent_dir, TempFile};
 
 /// The kinds of tensor file, decided by extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,13 +10,73 @@ pub mod small;
 pub mod vgg;
 pub mod weights;
 
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 use swalp_core::batchnorm::BatchNormMomentum;
 use swalp_core::hook::SharedRng;
 use swalp_core::points::PointConfig;
 use swalp_core::tch::{nn, Device};
 
 use crate::data::Task;
-use crate::experiment::{config::ModelSection, ExperimentError};
+
+/// `[model]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// One of [`crate::models::NAMES`].
+    pub name: String,
+    /// Start from the weights in this `.safetensors` file, named as the
+    /// PyTorch twin's `state_dict()`, instead of a fresh initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
+    /// Dropout probability of the VGG models (the seed's 0.5 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+}
+
+/// A model that cannot be built as asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelError {
+    /// No model has this `model.name`.
+    UnknownName(String),
+    /// The model needs other data (a task, an input shape).
+    Mismatch {
+        /// `model.name`.
+        model: String,
+        /// What it needs, e.g. "a classification data set".
+        needs: String,
+    },
+    /// `model.dropout` for a model without dropout layers.
+    NoDropout {
+        /// `model.name`.
+        model: String,
+    },
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelError::UnknownName(name) => write!(
+                f,
+                "invalid value {name:?} for `model.name`: expected one of {}",
+                NAMES.join(", ")
+            ),
+            ModelError::Mismatch { model, needs } => write!(
+                f,
+                "model.name = {model:?} needs {needs}; choose a matching data.name"
+            ),
+            ModelError::NoDropout { model } => write!(
+                f,
+                "model.dropout applies to the VGG models, the ones with dropout layers; \
+                 model.name = {model:?} has none"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
 
 /// A model and its variables.
 #[derive(Debug)]
@@ -62,7 +122,7 @@ pub fn build(
     points: &PointConfig,
     rng: SharedRng,
     device: Device,
-) -> Result<Model, ExperimentError> {
+) -> Result<Model, ModelError> {
     let shape = &inputs.shape;
     let flat = shape.iter().product::<i64>();
     let classes = match inputs.task {
@@ -70,28 +130,26 @@ pub fn build(
         Task::Regression => None,
     };
     let name = section.name.as_str();
-    let mismatch = |needs: &str| {
-        ExperimentError::Invalid(format!(
-            "model.name = {name:?} needs {needs}; choose a matching data.name"
-        ))
+    let mismatch = |needs: &str| ModelError::Mismatch {
+        model: name.to_string(),
+        needs: needs.to_string(),
     };
     let classes_or = || classes.ok_or_else(|| mismatch("a classification data set"));
     if section.dropout.is_some() && !name.starts_with("vgg") {
-        return Err(ExperimentError::Invalid(format!(
-            "model.dropout applies to the VGG models, the ones with dropout layers; \
-             model.name = {name:?} has none"
-        )));
+        return Err(ModelError::NoDropout {
+            model: name.to_string(),
+        });
     }
-    let images = || -> Result<(i64, i64), ExperimentError> {
+    let images = || -> Result<(i64, i64), ModelError> {
         let classes = classes_or()?;
         match shape.as_slice() {
             [c, 32, 32] => Ok((*c, classes)),
-            _ => Err(ExperimentError::Invalid(format!(
-                "model.name = {name:?} needs 32×32 images (CIFAR), the data has inputs of shape {shape:?}"
+            _ => Err(mismatch(&format!(
+                "32×32 images (CIFAR), the data has inputs of shape {shape:?}"
             ))),
         }
     };
-    let vgg = |depth, batchnorm| -> Result<Model, ExperimentError> {
+    let vgg = |depth, batchnorm| -> Result<Model, ModelError> {
         let (c, k) = images()?;
         let dropout = section.dropout.unwrap_or(vgg::DROPOUT);
         let variant = vgg::Variant {
@@ -101,7 +159,7 @@ pub fn build(
         };
         Ok(vgg::build(variant, c, k, points, rng.clone(), device))
     };
-    let resnet = |depth| -> Result<Model, ExperimentError> {
+    let resnet = |depth| -> Result<Model, ModelError> {
         let (c, k) = images()?;
         Ok(preresnet::build(depth, c, k, points, rng.clone(), device))
     };
@@ -124,9 +182,6 @@ pub fn build(
         "vgg19bn" => vgg(19, true),
         "preresnet20" => resnet(20),
         "preresnet164" => resnet(164),
-        other => Err(ExperimentError::Invalid(format!(
-            "invalid value {other:?} for `model.name`: expected one of {}",
-            NAMES.join(", ")
-        ))),
+        other => Err(ModelError::UnknownName(other.to_string())),
     }
 }

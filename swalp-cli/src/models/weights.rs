@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use swalp_core::tch::{self, Device, Kind, TchError, Tensor};
 
 use super::Model;
-use crate::io::atomic::TempFile;
+use crate::atomic::TempFile;
 
 /// A BatchNorm counter that PyTorch itself treats as optional when loading
 /// (it fills in 0), and so does swalp.

@@ -1,0 +1,126 @@
+//! The command line's observers of a run: a progress bar per epoch, the
+//! seed's epoch table on stdout, and Ctrl-C, which stops a run after its
+//! current step (the run writes a checkpoint for `--resume`).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::experiment::observe::{Control, EpochRecord, Observer, StepReport};
+use crate::experiment::{Experiment, ExperimentError};
+
+/// The observers `swalp-cli run` adds to the library's file observers, as
+/// `log.progress` and `log.table` ask.
+pub fn terminal(exp: &Experiment) -> Vec<Box<dyn Observer>> {
+    let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(CtrlC::install())];
+    if exp.log.progress {
+        observers.push(Box::new(Progress::default()));
+    }
+    if exp.log.table {
+        observers.push(Box::new(EpochTable));
+    }
+    observers
+}
+
+/// Set by the Ctrl-C handler; read after every step.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Stops the run after the step during which Ctrl-C was pressed.
+struct CtrlC;
+
+impl CtrlC {
+    fn install() -> Self {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
+                log::warn!("Ctrl-C will stop the run without a checkpoint: {e}");
+            }
+        });
+        CtrlC
+    }
+}
+
+impl Observer for CtrlC {
+    fn step(&mut self, _: &StepReport) -> Control {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+}
+
+/// A progress bar per epoch, on a terminal (indicatif hides it otherwise).
+#[derive(Default)]
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Observer for Progress {
+    fn epoch_started(&mut self, epoch: u64, batches: u64, done: u64) {
+        let bar = indicatif::ProgressBar::new(batches);
+        let style = indicatif::ProgressStyle::with_template(
+            "ep {prefix:>3} [{bar:30}] {pos}/{len} {per_sec} loss {msg} ETA {eta}",
+        )
+        .map(|s| s.progress_chars("=> "));
+        if let Ok(style) = style {
+            bar.set_style(style);
+        }
+        bar.set_prefix(epoch.to_string());
+        bar.set_position(done);
+        self.bar = Some(bar);
+    }
+
+    fn step(&mut self, report: &StepReport) -> Control {
+        if let Some(bar) = &self.bar {
+            bar.set_position(report.batch);
+            bar.set_message(format!("{:.4}", report.loss));
+        }
+        Control::Continue
+    }
+
+    fn epoch_finished(&mut self, _: &EpochRecord) -> Result<(), ExperimentError> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        Ok(())
+    }
+}
+
+/// The seed's per-epoch table on stdout. A closed stdout (`| head`) is not
+/// a reason to stop training.
+struct EpochTable;
+
+/// Prints a line of the table, ignoring a closed stdout.
+fn line(text: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(text).and_then(|()| out.write_all(b"\n"));
+    let _ = out.flush();
+}
+
+impl Observer for EpochTable {
+    fn started(&mut self, _: &Path, _: &[EpochRecord]) -> Result<(), ExperimentError> {
+        line(format_args!(
+            "{:>5} {:>10} {:>10} {:>8} {:>8} {:>10} {:>8} {:>10} {:>7}",
+            "ep", "lr", "tr_loss", "tr_err", "te_loss", "te_err", "swa_loss", "swa_err", "time"
+        ));
+        Ok(())
+    }
+
+    fn epoch_finished(&mut self, r: &EpochRecord) -> Result<(), ExperimentError> {
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        line(format_args!(
+            "{:>5} {:>10.6} {:>10.6} {:>8} {:>8.4} {:>10.4} {:>8} {:>10} {:>7.2}",
+            r.epoch,
+            r.lr,
+            r.train_loss,
+            cell(r.train_error),
+            r.test_loss,
+            r.test_error,
+            cell(r.swa_test_loss),
+            cell(r.swa_test_error),
+            r.time
+        ));
+        Ok(())
+    }
+}

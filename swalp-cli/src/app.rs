@@ -55,7 +55,8 @@ where
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
     match &cli.command {
         Command::Formats(args) => commands::formats::run(args, out),
-        Command::Quantize(args) => commands::quantize::run(args, out),
+        Command::Quantize(args) if args.demo => commands::demo::run(args, out),
+        Command::Quantize(args) => commands::quantize::run(args),
         Command::Run(args) => commands::run::run(args, out),
         Command::Show(args) => commands::run::show(args, out),
         Command::Validate(args) => commands::run::validate(args),

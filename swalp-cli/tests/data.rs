@@ -24,7 +24,7 @@ use swalp_cli::data::cifar::{read_cifar10, read_cifar100};
 use swalp_cli::data::download::{download, Origin, RemoteFile, Source};
 use swalp_cli::data::error::{DataError, FileProblem};
 use swalp_cli::data::mnist::{read_fashion_mnist, read_mnist};
-use swalp_cli::data::real::{self, DataName, Split};
+use swalp_cli::data::real::{DataName, Split};
 use swalp_core::tch::{Kind, Tensor};
 use swalp_core::QuantRng;
 use tempfile::TempDir;
@@ -219,7 +219,7 @@ fn cifar_readers_accept_the_folder_above_the_archive_folder() {
     assert_eq!(train.len(), 15);
     let (train, test) = read_cifar100(dir.path()).unwrap();
     assert_eq!((train.len(), test.len()), (3, 2));
-    let (train, _) = real::read(DataName::Cifar10, dir.path()).unwrap();
+    let (train, _) = swalp_cli::data::read(DataName::Cifar10, dir.path()).unwrap();
     assert_eq!(train.len(), 15);
 }
 
@@ -463,11 +463,11 @@ fn mnist_gz_files_decode_the_same() {
 fn mnist_accepts_torchvision_layout() {
     let dir = tmp();
     write_idx(&dir.path().join("MNIST").join("raw"), [true; 4]);
-    let (train, test) = real::read(DataName::Mnist, dir.path()).unwrap();
+    let (train, test) = swalp_cli::data::read(DataName::Mnist, dir.path()).unwrap();
     check_idx(&train, &test);
     let dir = tmp();
     write_idx(&dir.path().join("FashionMNIST").join("raw"), [false; 4]);
-    let (train, test) = real::read(DataName::FashionMnist, dir.path()).unwrap();
+    let (train, test) = swalp_cli::data::read(DataName::FashionMnist, dir.path()).unwrap();
     check_idx(&train, &test);
 }
 

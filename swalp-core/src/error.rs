@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::format::Backend;
+use crate::backend::Backend;
 
 /// A problem with a format or quantizer spec such as
 /// `{ format = "fixed", wl = 8, fl = 6 }`.

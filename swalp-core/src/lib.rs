@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod batchnorm;
 pub mod error;
 pub mod format;
@@ -51,8 +52,9 @@ pub mod schedule;
 pub mod spec;
 pub mod swa;
 
+pub use backend::Backend;
 pub use error::{Error, Result, SpecError};
-pub use format::{Backend, NumberFormat};
+pub use format::NumberFormat;
 pub use quantizer::{QuantPair, Quantizer};
 pub use registry::FormatFactory;
 pub use rng::{QuantRng, RandomStream};

@@ -208,7 +208,13 @@ impl Quantizer {
     /// ```
     pub fn quantize(&self, x: &Tensor, rng: &mut QuantRng) -> Result<Tensor> {
         let run = |t: &Tensor, rng: &mut QuantRng| {
-            crate::kernel::quantize(self.format.as_ref(), t, self.rounding, rng, self.backend)
+            crate::format::dispatch::quantize(
+                self.format.as_ref(),
+                t,
+                self.rounding,
+                rng,
+                self.backend,
+            )
         };
         match self.scale {
             None => run(x, rng),
@@ -219,7 +225,7 @@ impl Quantizer {
     /// Rounds `x` into `out` (same shape): `out` ends up equal to
     /// `out.copy_(quantize(x))`, drawing the same random numbers, but the
     /// native kernel writes straight into a contiguous `f32` CPU `out` (see
-    /// [`kernel::quantize_into`](crate::kernel::quantize_into)).
+    /// [`dispatch::quantize_into`](crate::format::dispatch::quantize_into)).
     ///
     /// ```
     /// use swalp_core::{tch::Tensor, QuantRng, Quantizer};
@@ -232,7 +238,7 @@ impl Quantizer {
     /// ```
     pub fn quantize_into(&self, x: &Tensor, out: &mut Tensor, rng: &mut QuantRng) -> Result<()> {
         match self.scale {
-            None => crate::kernel::quantize_into(
+            None => crate::format::dispatch::quantize_into(
                 self.format.as_ref(),
                 x,
                 out,

@@ -2,7 +2,9 @@
 //! key, the bad value and what is allowed.
 
 use std::ops::RangeInclusive;
+use std::str::FromStr;
 
+use crate::backend::Backend;
 use crate::error::{closest, SpecError};
 
 /// One parameter a format accepts, as listed by `swalp-cli formats`.
@@ -417,6 +419,23 @@ pub fn parse_table(text: &str) -> Result<toml::Table, SpecError> {
             text: text.into(),
             message: "expected a table".into(),
         }),
+    }
+}
+
+/// A backend from its spec name (`"auto"`, `"native"`, `"tensor"`).
+impl FromStr for Backend {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        match s {
+            "auto" => Ok(Backend::Auto),
+            "native" => Ok(Backend::Native),
+            "tensor" => Ok(Backend::Tensor),
+            other => Err(SpecError::InvalidValue {
+                key: "backend".into(),
+                value: format!("{other:?}"),
+                allowed: "\"auto\" | \"native\" | \"tensor\"".into(),
+            }),
+        }
     }
 }
 

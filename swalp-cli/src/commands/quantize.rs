@@ -2,7 +2,6 @@
 //! file onto a number format and write the result, leaving IN untouched and
 //! OUT either complete or absent.
 
-use std::io::Write;
 use std::path::Path;
 
 use swalp_core::{QuantRng, Quantizer};
@@ -12,11 +11,8 @@ use crate::cli::{BackendArg, DeviceArg, QuantizeArgs};
 use crate::error::{CliError, Role};
 use crate::io::{self, NamedTensor, TensorFileKind};
 
-/// Runs `quantize` (or its `--demo` mode, printing to `out`).
-pub fn run(args: &QuantizeArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    if args.demo {
-        return super::demo::run(args, out);
-    }
+/// Runs `quantize` on IN and OUT (`--demo` is [`super::demo::run`]'s).
+pub fn run(args: &QuantizeArgs) -> Result<(), CliError> {
     let (Some(input), Some(output)) = (args.input.as_deref(), args.output.as_deref()) else {
         return Err(CliError::Usage(
             "quantize needs IN and OUT (or --demo)".into(),

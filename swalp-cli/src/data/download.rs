@@ -38,7 +38,7 @@ use flate2::read::GzDecoder;
 use super::cifar::{CIFAR100_FOLDER, CIFAR10_FOLDER};
 use super::error::DataError;
 use super::mnist;
-use super::real::{self, DataName};
+use super::real::DataName;
 use crate::atomic::TempFile;
 
 /// The environment variable naming a mirror, like `--mirror`.
@@ -245,7 +245,7 @@ pub struct Downloaded {
 /// reader accepts (then nothing is fetched, not even a mirror's
 /// `checksums.txt`). Progress goes to `progress`, one line per step (write
 /// errors there are ignored). On success the data set is readable from `dir`
-/// with [`real::read`]; on error nothing partial is left in `dir` (files
+/// with [`super::read`]; on error nothing partial is left in `dir` (files
 /// already verified are kept).
 pub fn download(
     name: DataName,
@@ -260,7 +260,7 @@ pub fn download(
         downloaded: Vec::new(),
         kept: Vec::new(),
     };
-    if real::read(name, dir).is_ok() {
+    if super::read(name, dir).is_ok() {
         report.already_present = true;
         let _ = writeln!(
             progress,
@@ -336,7 +336,7 @@ fn fetch_into(
         }
     }
     // Loose files in `dir` shadow the extracted folder; report them.
-    real::read(name, dir)?;
+    super::read(name, dir)?;
     let _ = writeln!(progress, "{} is ready in {}", name.title(), dir.display());
     Ok(())
 }
@@ -534,7 +534,7 @@ fn extract_cifar(
             "the archive has no folder {folder}/"
         )));
     }
-    if let Err(e) = real::read(name, &extracted) {
+    if let Err(e) = super::read(name, &extracted) {
         let reason = match &e {
             DataError::File { path, problem, .. } => {
                 let inner = path.strip_prefix(&staging.path).unwrap_or(path);

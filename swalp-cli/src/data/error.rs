@@ -212,7 +212,7 @@ impl fmt::Display for FileProblem {
             FileProblem::BadMagic { found, expected } => write!(
                 f,
                 "bad magic 0x{found:08x}, expected 0x{expected:08x} (IDX {})",
-                if *expected == super::mnist::IMAGES_MAGIC {
+                if *expected == super::idx::IMAGES_MAGIC {
                     "images"
                 } else {
                     "labels"

@@ -19,10 +19,7 @@ use flate2::read::MultiGzDecoder;
 use super::error::{DataError, FileProblem};
 use super::real::{DataName, Split};
 
-/// Magic number of an IDX file of unsigned bytes in 3 dimensions (images).
-pub const IMAGES_MAGIC: u32 = 0x0000_0803;
-/// Magic number of an IDX file of unsigned bytes in 1 dimension (labels).
-pub const LABELS_MAGIC: u32 = 0x0000_0801;
+pub use super::idx::{IMAGES_MAGIC, LABELS_MAGIC};
 
 /// The four files, without `.gz`: training images and labels, test images
 /// and labels.

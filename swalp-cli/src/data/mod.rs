@@ -5,6 +5,7 @@ pub mod cifar;
 #[cfg(feature = "download")]
 pub mod download;
 pub mod error;
+pub mod idx;
 pub mod mnist;
 pub mod real;
 pub mod synthetic;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use swalp_core::tch::{Kind, Tensor};
 
 use error::DataError;
+use real::{DataName, Split};
 
 /// What the model predicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +165,19 @@ fn default_noise() -> f64 {
     0.1
 }
 
+/// Reads data set `name` from `dir`: `(train, test)`. See
+/// [`cifar::read_cifar10`], [`cifar::read_cifar100`] and
+/// [`mnist::read_mnist`] for the files and directory layouts
+/// accepted.
+pub fn read(name: DataName, dir: &std::path::Path) -> Result<(Split, Split), DataError> {
+    match name {
+        DataName::Cifar10 => cifar::read_cifar10(dir),
+        DataName::Cifar100 => cifar::read_cifar100(dir),
+        DataName::Mnist => mnist::read_mnist(dir),
+        DataName::FashionMnist => mnist::read_fashion_mnist(dir),
+    }
+}
+
 /// Every `data.name` this build knows.
 pub const NAMES: [&str; 8] = [
     "cifar10",
@@ -201,7 +216,7 @@ pub fn load(section: &DataSection, seed: u64, weight_decay: f64) -> Result<Datas
 /// 4-pixel black padding and horizontal flip.
 fn load_real(name: real::DataName, dir: Option<&std::path::Path>) -> Result<Dataset, DataError> {
     let dir = dir.map_or_else(|| name.default_dir(), std::path::Path::to_path_buf);
-    let (train, test) = real::read(name, &dir)?;
+    let (train, test) = read(name, &dir)?;
     let (mean, std) = (name.mean(), name.std());
     let prepare: Prepare =
         std::sync::Arc::new(move |raw: &Tensor| augment::normalize(raw, mean, std));

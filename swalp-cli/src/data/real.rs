@@ -1,7 +1,6 @@
 //! The real image data sets (CIFAR-10, CIFAR-100, MNIST, Fashion-MNIST):
-//! their names, their shapes and statistics, and [`read`], which loads one
-//! from its directory as two [`Split`]s of `Uint8` images and `Int64` labels
-//! on the CPU.
+//! their names, their statistics, and [`Split`], the `Uint8` images and
+//! `Int64` labels [`super::read`] loads from a data set's directory.
 //!
 //! Files are read in the formats the data sets are distributed in
 //! ([`super::cifar`], [`super::mnist`]) and fetched by
@@ -13,7 +12,6 @@ use std::path::{Path, PathBuf};
 use swalp_core::tch::Tensor;
 
 use super::augment;
-use super::error::DataError;
 
 /// The environment variable naming a mirror for `swalp-cli data download`
 /// (`URL/<name>/<file>`), mentioned in the errors that tell how to fetch a
@@ -155,18 +153,5 @@ impl Split {
     /// Whether the split has no examples.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// Reads data set `name` from `dir`: `(train, test)`. See
-/// [`super::cifar::read_cifar10`], [`super::cifar::read_cifar100`] and
-/// [`super::mnist::read_mnist`] for the files and directory layouts
-/// accepted.
-pub fn read(name: DataName, dir: &Path) -> Result<(Split, Split), DataError> {
-    match name {
-        DataName::Cifar10 => super::cifar::read_cifar10(dir),
-        DataName::Cifar100 => super::cifar::read_cifar100(dir),
-        DataName::Mnist => super::mnist::read_mnist(dir),
-        DataName::FashionMnist => super::mnist::read_fashion_mnist(dir),
     }
 }

@@ -9,77 +9,17 @@
 //! [`quantize`](NumberFormat::quantize) picks one (see [`Backend`]), handles
 //! dtypes, devices, empty tensors and random streams, and is what callers use.
 
+pub mod dispatch;
+
 use std::fmt;
-use std::str::FromStr;
 
 use dyn_clone::DynClone;
-use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use crate::error::{Error, Result, SpecError};
+pub use crate::backend::Backend;
+use crate::error::{Error, Result};
 use crate::rng::{QuantRng, RandomStream};
 use crate::rounding::Rounding;
-
-/// Which kernel rounds a tensor.
-///
-/// `Auto` (the default) uses the native kernel for `f32` tensors on the CPU
-/// when the format has one, and the tensor kernel otherwise.
-///
-/// ```
-/// use swalp_core::Backend;
-/// assert_eq!("native".parse::<Backend>().unwrap(), Backend::Native);
-/// assert_eq!(Backend::default(), Backend::Auto);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Backend {
-    /// Native on CPU `f32` when available, tensor otherwise.
-    #[default]
-    Auto,
-    /// The fused Rust CPU kernel; `f32` CPU tensors only.
-    Native,
-    /// Composed tch ops; any device and floating dtype.
-    Tensor,
-}
-
-impl Backend {
-    /// Accepted spellings.
-    ///
-    /// ```
-    /// use swalp_core::Backend;
-    /// for name in Backend::NAMES {
-    ///     assert_eq!(name.parse::<Backend>()?.to_string(), name);
-    /// }
-    /// # Ok::<(), swalp_core::SpecError>(())
-    /// ```
-    pub const NAMES: [&'static str; 3] = ["auto", "native", "tensor"];
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Auto => "auto",
-            Backend::Native => "native",
-            Backend::Tensor => "tensor",
-        })
-    }
-}
-
-impl FromStr for Backend {
-    type Err = SpecError;
-    fn from_str(s: &str) -> Result<Self, SpecError> {
-        match s {
-            "auto" => Ok(Backend::Auto),
-            "native" => Ok(Backend::Native),
-            "tensor" => Ok(Backend::Tensor),
-            other => Err(SpecError::InvalidValue {
-                key: "backend".into(),
-                value: format!("{other:?}"),
-                allowed: "\"auto\" | \"native\" | \"tensor\"".into(),
-            }),
-        }
-    }
-}
 
 /// A number format: the set of values a simulated number can take.
 ///
@@ -201,7 +141,7 @@ pub trait NumberFormat: DynClone + Send + Sync + fmt::Debug {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn quantize(&self, x: &Tensor, rounding: Rounding, rng: &mut QuantRng) -> Result<Tensor> {
-        crate::kernel::quantize(self, x, rounding, rng, Backend::Auto)
+        dispatch::quantize(self, x, rounding, rng, Backend::Auto)
     }
 }
 

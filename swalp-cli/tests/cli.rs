@@ -1102,14 +1102,20 @@ fn bench_reports_every_format_rounding_and_backend_as_json_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // The copy floor, then 6 formats × 2 roundings × 2 backends.
-    assert_eq!(rows.len(), 1 + 6 * 2 * 2);
-    assert_eq!(rows[0]["format"], "copy");
+    // The two copies (the warm one is the floor every ratio refers to),
+    // then 6 formats × 2 roundings × 2 backends.
+    assert_eq!(rows.len(), 2 + 6 * 2 * 2);
+    assert_eq!(rows[0]["format"], "copy into a warm buffer");
+    assert_eq!(rows[0]["x_copy"], 1.0);
+    assert_eq!(rows[1]["format"], "copy into a fresh tensor");
+    let floor = rows[0]["ns_per_elem"].as_f64().unwrap();
     for row in &rows {
         assert_eq!(row["elements"], 65536);
-        assert!(row["ns_per_elem"].as_f64().unwrap() > 0.0);
+        let ns = row["ns_per_elem"].as_f64().unwrap();
+        assert!(ns > 0.0);
+        assert!((row["x_copy"].as_f64().unwrap() - ns / floor).abs() < 1e-9);
     }
-    let formats: Vec<&str> = rows[1..]
+    let formats: Vec<&str> = rows[2..]
         .iter()
         .map(|r| r["format"]["format"].as_str().unwrap())
         .collect();

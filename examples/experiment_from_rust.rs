@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = models::build(
         &exp.model,
         &inputs,
-        &exp.points()?,
+        exp.points(),
         shared_rng(0),
         Device::Cpu,
     )?;

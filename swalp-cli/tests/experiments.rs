@@ -196,6 +196,26 @@ fn schema_errors_name_the_file_line_and_key() {
             vec!["train.epochs_", "did you mean `epochs`"],
         ),
         ("[experiment\nname = 1".to_string(), vec!["bad.toml:1"]),
+        (
+            VALID.replace("lr = 0.01", "lr = 0.01\nname = \"sgdd\""),
+            vec![
+                "bad.toml:16",
+                "optim.name",
+                "sgdd",
+                "`sgd`, `adam`, `adamw`",
+            ],
+        ),
+        // What `run` would use is checked by `validate` too.
+        (
+            format!(
+                "{VALID}\n[swa]\nstart = 1\nquant = {{ format = \"fixed\", wl = 99, fl = 6 }}\n"
+            ),
+            vec!["bad.toml:23", "swa.quant", "99"],
+        ),
+        (
+            format!("{VALID}\n[schedule]\nper = \"batch\"\n"),
+            vec!["bad.toml:22", "schedule.per", "expected `epoch` or `step`"],
+        ),
     ];
     for (text, needles) in cases {
         let path = write(dir.path(), "bad.toml", &text);
@@ -229,6 +249,40 @@ fn schema_errors_name_the_file_line_and_key() {
     ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("missing.toml"));
+}
+
+/// A value given with `--set` is blamed on that `--set`, not on a line of
+/// the file (where it is not).
+#[test]
+fn set_values_are_blamed_on_their_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "ok.toml", VALID);
+    for (set, needles) in [
+        (
+            "optim.lr=-0.1",
+            vec![
+                "invalid value -0.1 for `optim.lr`",
+                "(from --set optim.lr=-0.1)",
+            ],
+        ),
+        (
+            "quant.weight={ format = \"fixed\", wl = 40, fl = 6 }",
+            vec!["weight.wl", "40", "(from --set quant.weight="],
+        ),
+        (
+            "optim.name=sgdd",
+            vec!["sgdd", "(from --set optim.name=sgdd)"],
+        ),
+    ] {
+        let output = run(&["validate", path.to_str().unwrap(), "--set", set]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{err}");
+        let prefix = format!("error: {}: ", path.display());
+        assert!(err.starts_with(&prefix), "no line number: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+        }
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use swalp_cli::experiment::config::ScheduleName;
 use swalp_cli::experiment::Experiment;
 
 fn repo() -> PathBuf {
@@ -56,7 +57,11 @@ fn check_same_recipe(exp: &Experiment, recipe: &Value) {
     assert_eq!(exp.train.epochs, u("epochs"), "{name}: train.epochs");
     assert_eq!(exp.swa.start, Some(u("swa_start")), "{name}: swa.start");
     assert_eq!(exp.swa.lr, Some(f("swa_lr")), "{name}: swa.lr");
-    assert_eq!(exp.schedule.name, "swalp", "{name}: schedule.name");
+    assert_eq!(
+        exp.schedule.name,
+        ScheduleName::Swalp,
+        "{name}: schedule.name"
+    );
     let every_step = recipe["every_step"].as_bool().unwrap_or(false);
     assert_eq!(
         exp.swa.every_steps,

@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use swalp_core::points::PointConfig;
 use swalp_core::schedule::LrSchedule;
+use swalp_core::Quantizer;
 
 use super::ExperimentError;
 pub use crate::data::DataSection;
@@ -26,9 +27,13 @@ pub struct Experiment {
     /// The model.
     pub model: ModelSection,
     /// A quantizer spec per point (`weight`, `activation`, `gradient`,
-    /// `error`, `momentum`, `accumulator`) and a `default` they inherit.
+    /// `error`, `momentum`, `accumulator`) and a `default` they inherit, as
+    /// written; [`Experiment::points`] is what they build.
     #[serde(default)]
     pub quant: toml::Table,
+    /// The quantization points built from `quant` by [`Experiment::parse`].
+    #[serde(skip)]
+    points: PointConfig,
     /// The optimizer.
     pub optim: OptimSection,
     /// The learning-rate schedule.
@@ -76,9 +81,9 @@ pub enum DeviceChoice {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimSection {
-    /// `sgd`, `adam` or `adamw`.
-    #[serde(default = "default_optim")]
-    pub name: String,
+    /// The update rule.
+    #[serde(default)]
+    pub name: OptimName,
     /// Initial learning rate.
     pub lr: f64,
     /// SGD momentum.
@@ -107,8 +112,43 @@ pub struct OptimSection {
     pub grad_scale: f64,
 }
 
-fn default_optim() -> String {
-    "sgd".into()
+/// `optim.name`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimName {
+    /// SGD with momentum, dampening, Nesterov and weight decay.
+    #[default]
+    Sgd,
+    /// Adam (L2 weight decay).
+    Adam,
+    /// AdamW (decoupled weight decay).
+    Adamw,
+}
+
+/// `schedule.name`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleName {
+    /// `optim.lr` throughout.
+    #[default]
+    Constant,
+    /// Multiplied by `gamma` at each of `milestones`.
+    Step,
+    /// Cosine decay to `min_lr` over the run.
+    Cosine,
+    /// The seed's: decay, then `swa.lr` from `swa.start` on.
+    Swalp,
+}
+
+/// `schedule.per`: how often the rate changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulePer {
+    /// Once per epoch.
+    #[default]
+    Epoch,
+    /// At every step (fractional epochs).
+    Step,
 }
 fn default_beta1() -> f64 {
     0.9
@@ -127,12 +167,12 @@ fn default_grad_scale() -> f64 {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSection {
-    /// `constant`, `step`, `cosine` or `swalp`.
-    #[serde(default = "default_schedule")]
-    pub name: String,
+    /// The schedule.
+    #[serde(default)]
+    pub name: ScheduleName,
     /// Update the rate every `epoch` or every `step`.
-    #[serde(default = "default_per")]
-    pub per: String,
+    #[serde(default)]
+    pub per: SchedulePer,
     /// `step`: epochs at which the rate is multiplied by `gamma`.
     #[serde(default)]
     pub milestones: Vec<f64>,
@@ -147,8 +187,8 @@ pub struct ScheduleSection {
 impl Default for ScheduleSection {
     fn default() -> Self {
         ScheduleSection {
-            name: default_schedule(),
-            per: default_per(),
+            name: ScheduleName::default(),
+            per: SchedulePer::default(),
             milestones: Vec::new(),
             gamma: default_gamma(),
             min_lr: 0.0,
@@ -156,12 +196,6 @@ impl Default for ScheduleSection {
     }
 }
 
-fn default_schedule() -> String {
-    "constant".into()
-}
-fn default_per() -> String {
-    "epoch".into()
-}
 fn default_gamma() -> f64 {
     0.1
 }
@@ -186,9 +220,13 @@ pub struct SwaSection {
     /// Average every N optimizer steps instead of every epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every_steps: Option<u64>,
-    /// Quantizer spec for a low-precision average; absent: f32.
+    /// Quantizer spec for a low-precision average, as written; absent: f32.
+    /// [`SwaSection::quantizer`] is what it builds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quant: Option<toml::Table>,
+    /// The quantizer built from `quant` by [`Experiment::parse`].
+    #[serde(skip)]
+    quantizer: Option<Quantizer>,
     /// Evaluate the averaged model with the experiment's activation and
     /// error quantizers (default: full precision, as the paper does).
     #[serde(default)]
@@ -199,6 +237,11 @@ impl SwaSection {
     /// Whether any averaging is configured.
     pub fn enabled(&self) -> bool {
         self.start.is_some() || self.start_step.is_some()
+    }
+
+    /// The quantizer of a low-precision average (none: f32).
+    pub fn quantizer(&self) -> Option<&Quantizer> {
+        self.quantizer.as_ref()
     }
 }
 
@@ -264,66 +307,75 @@ impl Experiment {
         Self::parse(&text, path, overrides)
     }
 
-    /// Parses experiment text (`path` is for messages only).
+    /// Parses experiment text (`path` is for messages only): the schema,
+    /// then every value a run uses, quantizer specs included, so that what
+    /// parses runs. Errors name the file and the line of the key, or the
+    /// `--set` that gave its value.
     pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self, ExperimentError> {
-        let mut doc: toml::Table = toml::from_str(text).map_err(|e| file_error(path, text, &e))?;
+        let source = Source::new(path, text, overrides);
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| source.toml_error(text, &e))?;
         for item in overrides {
             apply_override(&mut doc, item)?;
         }
-        // Re-serialise so serde sees the overridden document; line numbers
-        // stay those of the file when nothing was overridden.
+        // Re-serialise so serde sees the overridden document (and its
+        // spans, which `Source` maps back to the file or the --set).
         let merged = if overrides.is_empty() {
             text.to_string()
         } else {
             toml::to_string(&doc).map_err(|e| ExperimentError::Invalid(e.to_string()))?
         };
-        let experiment: Experiment =
-            toml::from_str(&merged).map_err(|e| file_error(path, &merged, &e))?;
-        experiment
-            .validate()
-            .map_err(|e| locate(e, path, &merged))?;
+        let mut experiment: Experiment =
+            toml::from_str(&merged).map_err(|e| source.toml_error(&merged, &e))?;
+        experiment.resolve().map_err(|e| source.locate(e))?;
         Ok(experiment)
     }
 
     /// The quantization points.
-    pub fn points(&self) -> Result<PointConfig, ExperimentError> {
-        PointConfig::from_table(&self.quant)
-            .map_err(|e| ExperimentError::Invalid(format!("quant: {e}")))
+    pub fn points(&self) -> &PointConfig {
+        &self.points
+    }
+
+    /// Builds what the written values describe (quantizers, schedule) and
+    /// checks every value.
+    fn resolve(&mut self) -> Result<(), ExperimentError> {
+        self.points = PointConfig::from_table(&self.quant).map_err(|e| spec_error("quant", e))?;
+        self.swa.quantizer = self
+            .swa
+            .quant
+            .as_ref()
+            .map(Quantizer::from_spec)
+            .transpose()
+            .map_err(|e| spec_error("swa.quant", e))?;
+        self.validate()
     }
 
     /// The learning-rate schedule.
     pub fn schedule(&self) -> Result<LrSchedule, ExperimentError> {
         let lr = self.optim.lr;
-        Ok(match self.schedule.name.as_str() {
-            "constant" => LrSchedule::Constant { lr },
-            "step" => LrSchedule::Step {
+        Ok(match self.schedule.name {
+            ScheduleName::Constant => LrSchedule::Constant { lr },
+            ScheduleName::Step => LrSchedule::Step {
                 lr,
                 milestones: self.schedule.milestones.clone(),
                 gamma: self.schedule.gamma,
             },
-            "cosine" => LrSchedule::Cosine {
+            ScheduleName::Cosine => LrSchedule::Cosine {
                 lr,
                 min_lr: self.schedule.min_lr,
                 epochs: self.train.epochs as f64,
             },
-            "swalp" => {
+            ScheduleName::Swalp => {
                 let (Some(start), Some(swa_lr)) = (self.swa.start, self.swa.lr) else {
-                    return Err(ExperimentError::Invalid(
-                        "schedule.name = \"swalp\" needs swa.start and swa.lr".into(),
-                    ));
+                    return Err(ExperimentError::Value {
+                        key: "schedule.name".into(),
+                        message: "schedule.name = \"swalp\" needs swa.start and swa.lr".into(),
+                    });
                 };
                 LrSchedule::Swalp {
                     lr_init: lr,
                     swa_start: start as f64,
                     swa_lr,
                 }
-            }
-            other => {
-                return Err(invalid(
-                    "schedule.name",
-                    other,
-                    "\"constant\", \"step\", \"cosine\" or \"swalp\"",
-                ))
             }
         })
     }
@@ -374,20 +426,6 @@ impl Experiment {
         };
         one_of("data.name", &self.data.name, &crate::data::NAMES)?;
         one_of("model.name", &self.model.name, &crate::models::NAMES)?;
-        if !["sgd", "adam", "adamw"].contains(&self.optim.name.as_str()) {
-            return Err(invalid(
-                "optim.name",
-                &self.optim.name,
-                "\"sgd\", \"adam\" or \"adamw\"",
-            ));
-        }
-        if !["epoch", "step"].contains(&self.schedule.per.as_str()) {
-            return Err(invalid(
-                "schedule.per",
-                &self.schedule.per,
-                "\"epoch\" or \"step\"",
-            ));
-        }
         if self.train.epochs == 0 {
             return Err(invalid("train.epochs", 0, "a positive integer"));
         }
@@ -398,14 +436,16 @@ impl Experiment {
             return Err(invalid("swa.every_steps", 0, "a positive integer"));
         }
         if self.swa.start.is_some() && self.swa.start_step.is_some() {
-            return Err(ExperimentError::Invalid(
-                "swa.start and swa.start_step are alternatives: give one".into(),
-            ));
+            return Err(ExperimentError::Value {
+                key: "swa.start_step".into(),
+                message: "swa.start and swa.start_step are alternatives: give one".into(),
+            });
         }
         if self.swa.start_step.is_some() && self.swa.every_steps.is_none() {
-            return Err(ExperimentError::Invalid(
-                "swa.start_step needs swa.every_steps (averaging by steps)".into(),
-            ));
+            return Err(ExperimentError::Value {
+                key: "swa.start_step".into(),
+                message: "swa.start_step needs swa.every_steps (averaging by steps)".into(),
+            });
         }
         if let Some(start) = self.swa.start {
             if start > self.train.epochs {
@@ -416,58 +456,145 @@ impl Experiment {
                 ));
             }
         }
-        self.points()?;
         self.schedule()?;
         Ok(())
     }
 }
 
 fn invalid(key: &str, value: impl std::fmt::Display, allowed: &str) -> ExperimentError {
-    ExperimentError::Invalid(format!(
-        "invalid value {value} for `{key}`: expected {allowed}"
-    ))
-}
-
-/// Gives a value error the file and the line of the key it names (the first
-/// `` `key` `` in its message; for quantizer specs, the point's line).
-fn locate(error: ExperimentError, path: &Path, text: &str) -> ExperimentError {
-    let ExperimentError::Invalid(message) = error else {
-        return error;
-    };
-    let named = message.split('`').nth(1).unwrap_or("");
-    let key = match message.strip_prefix("quant: ") {
-        Some(_) => format!("quant.{}", named.split('.').next().unwrap_or("")),
-        None => named.to_string(),
-    };
-    ExperimentError::File {
-        path: path.into(),
-        line: line_of(text, &key),
-        message,
+    ExperimentError::Value {
+        key: key.into(),
+        message: format!("invalid value {value} for `{key}`: expected {allowed}"),
     }
 }
 
-/// The line (1-based) where `section.key` is set in a TOML text.
-fn line_of(text: &str, dotted: &str) -> Option<usize> {
-    let (section, key) = dotted.split_once('.')?;
-    let mut current = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            current = line
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string();
-            if current == dotted {
-                return Some(i + 1);
-            }
-        } else if current == section {
-            let name = line.split('=').next().unwrap_or("").trim();
-            if name == key {
-                return Some(i + 1);
+/// A quantizer spec's error, at the key it names under `section`
+/// (`quant.weight.wl`).
+fn spec_error(section: &str, e: swalp_core::SpecError) -> ExperimentError {
+    use swalp_core::SpecError;
+    let key = match &e {
+        SpecError::InvalidValue { key, .. } | SpecError::MissingKey { key, .. } => {
+            format!("{section}.{key}")
+        }
+        SpecError::UnknownKey { key, context, .. } => {
+            // `context` is `weight (fixed)` for a point's spec.
+            match context.split_whitespace().next() {
+                Some(point) if section == "quant" && point != "quant" => {
+                    format!("{section}.{point}.{key}")
+                }
+                _ => format!("{section}.{key}"),
             }
         }
+        _ => section.to_string(),
+    };
+    ExperimentError::Value {
+        key,
+        message: format!("{section}: {e}"),
     }
-    None
+}
+
+/// Where an experiment's values came from: the file's text, and the
+/// `--set` overrides given on top of it.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+    /// `(dotted key, the override as given)`.
+    overrides: Vec<(String, &'a str)>,
+}
+
+impl<'a> Source<'a> {
+    fn new(path: &'a Path, text: &'a str, overrides: &'a [String]) -> Self {
+        let overrides = overrides
+            .iter()
+            .filter_map(|item| {
+                let (key, _) = item.split_once('=')?;
+                Some((key.trim().to_string(), item.as_str()))
+            })
+            .collect();
+        Source {
+            path,
+            text,
+            overrides,
+        }
+    }
+
+    /// The `--set` that gave `key` its value (or the table holding it).
+    fn overridden(&self, key: &str) -> Option<&'a str> {
+        let under =
+            |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}."));
+        self.overrides
+            .iter()
+            .rev()
+            .find(|(k, _)| under(k, key) || under(key, k))
+            .map(|(_, item)| *item)
+    }
+
+    /// An error about `key`: at its line in the file, or naming the
+    /// `--set` that gave it.
+    fn at(&self, key: Option<&str>, message: String, line: Option<usize>) -> ExperimentError {
+        if let Some(item) = key.and_then(|k| self.overridden(k)) {
+            return ExperimentError::File {
+                path: self.path.into(),
+                line: None,
+                message: format!("{message} (from --set {item})"),
+            };
+        }
+        let line = key.and_then(|k| line_of_key(self.text, k)).or(line);
+        ExperimentError::File {
+            path: self.path.into(),
+            line,
+            message,
+        }
+    }
+
+    /// Gives a value error its place.
+    fn locate(&self, error: ExperimentError) -> ExperimentError {
+        match error {
+            ExperimentError::Value { key, message } => self.at(Some(&key), message, None),
+            other => other,
+        }
+    }
+
+    /// A one-line error from TOML parsing or the schema, on `text` (the
+    /// file's, or the document with the overrides applied), with the
+    /// closest valid key suggested for unknown ones.
+    fn toml_error(&self, text: &str, e: &toml::de::Error) -> ExperimentError {
+        let span_line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let mut message = e.message().trim().replace('\n', " ");
+        if let Some(suggestion) = suggest_field(&message) {
+            message.push_str(&format!(" (did you mean `{suggestion}`?)"));
+        }
+        let key = e.span().and_then(|s| key_path(text, s.start));
+        if let Some(key) = &key {
+            message = format!("{key}: {message}");
+        }
+        // A line of the file itself is right as it is; one of the merged
+        // document is not a line of the file.
+        let line = (text == self.text).then_some(span_line).flatten();
+        self.at(key.as_deref(), message, line)
+    }
+}
+
+/// The line (1-based) of the deepest part of a dotted key (`optim.lr`,
+/// `quant.weight.wl` inside an inline table) present in a TOML text.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut span = None;
+    for part in dotted.split('.') {
+        let Some((key, item)) = table.get_key_value(part) else {
+            break;
+        };
+        span = key.span().or(span);
+        match item.as_table_like() {
+            Some(inner) => table = inner,
+            None => break,
+        }
+    }
+    let start = span?.start.min(text.len());
+    Some(text[..start].matches('\n').count() + 1)
 }
 
 /// Sets `key.path` in `doc` to `value`, parsed as TOML (a bare word is a
@@ -495,26 +622,6 @@ fn apply_override(doc: &mut toml::Table, item: &str) -> Result<(), ExperimentErr
     }
     table.insert(last.to_string(), value);
     Ok(())
-}
-
-/// A one-line `file:line: message` from a TOML or schema error, with the
-/// closest valid key suggested for unknown ones.
-fn file_error(path: &Path, text: &str, e: &toml::de::Error) -> ExperimentError {
-    let line = e
-        .span()
-        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-    let mut message = e.message().trim().replace('\n', " ");
-    if let Some(suggestion) = suggest_field(&message) {
-        message.push_str(&format!(" (did you mean `{suggestion}`?)"));
-    }
-    if let Some(key) = e.span().and_then(|s| key_path(text, s.start)) {
-        message = format!("{key}: {message}");
-    }
-    ExperimentError::File {
-        path: path.into(),
-        line,
-        message,
-    }
 }
 
 /// The dotted key (`optim.lr`) written on the line holding byte `offset`:

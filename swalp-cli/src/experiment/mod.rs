@@ -34,6 +34,15 @@ pub enum ExperimentError {
     },
     /// A value is out of range or inconsistent with another.
     Invalid(String),
+    /// A value at `key` (dotted, `optim.lr`) is out of range or
+    /// inconsistent with another; [`Experiment::parse`] turns it into a
+    /// [`File`](Self::File) error at the key's line (or its `--set`).
+    Value {
+        /// The key.
+        key: String,
+        /// What is wrong, naming the key and what is allowed.
+        message: String,
+    },
     /// The requested device is not available.
     Device(String),
     /// An output file cannot be written.
@@ -90,9 +99,9 @@ impl fmt::Display for ExperimentError {
                 line: None,
                 message,
             } => write!(f, "{}: {message}", path.display()),
-            ExperimentError::Invalid(message) | ExperimentError::Device(message) => {
-                f.write_str(message)
-            }
+            ExperimentError::Invalid(message)
+            | ExperimentError::Device(message)
+            | ExperimentError::Value { message, .. } => f.write_str(message),
             ExperimentError::Output { path, reason } => {
                 write!(f, "cannot write {}: {reason}", path.display())
             }

@@ -36,10 +36,10 @@ use swalp_core::points::PointConfig;
 use swalp_core::schedule::LrSchedule;
 use swalp_core::swa::Swa;
 use swalp_core::tch::{self, nn::ModuleT, Device, Kind, Tensor};
-use swalp_core::{QuantRng, Quantizer};
+use swalp_core::QuantRng;
 
 use super::checkpoint::{self, Position};
-use super::config::{DeviceChoice, Experiment};
+use super::config::{DeviceChoice, Experiment, OptimName, SchedulePer};
 use super::observe::{
     write_atomically, Control, EpochRecord, MetricsFile, Observer, StepReport, TensorBoard,
 };
@@ -66,7 +66,7 @@ fn build_optimizer(
 ) -> Box<dyn Optimizer> {
     let o = &exp.optim;
     let params = LowPrecision::<SgdConfig>::trainable(&model.vs);
-    if o.name == "sgd" {
+    if o.name == OptimName::Sgd {
         let config = SgdConfig {
             lr: o.lr,
             momentum: o.momentum,
@@ -82,7 +82,7 @@ fn build_optimizer(
             beta2: o.beta2,
             eps: o.eps,
             weight_decay: o.weight_decay,
-            decoupled: o.name == "adamw",
+            decoupled: o.name == OptimName::Adamw,
         };
         Box::new(Adam::new(params, config, o.lr, quant, rng))
     }
@@ -310,7 +310,7 @@ impl<'a> Trainer<'a> {
     fn new(exp: &'a Experiment, device: Device) -> Result<Self, ExperimentError> {
         let seed = exp.experiment.seed;
         let data = data::load(&exp.data, seed, exp.optim.weight_decay)?;
-        let points = exp.points()?;
+        let points = exp.points().clone();
         let rng = shared_rng(seed);
         tch::manual_seed(seed as i64);
         let inputs = Inputs {
@@ -331,13 +331,7 @@ impl<'a> Trainer<'a> {
         let mut quant = OptimQuantizers::from_points(&points);
         quant.grad_scale = exp.optim.grad_scale;
         let optimizer = build_optimizer(exp, &model, quant, rng.clone());
-        let swa_quant = exp
-            .swa
-            .quant
-            .as_ref()
-            .map(Quantizer::from_spec)
-            .transpose()
-            .map_err(|e| ExperimentError::Invalid(format!("swa.quant: {e}")))?;
+        let swa_quant = exp.swa.quantizer().cloned();
         let swa = exp.swa.enabled().then(|| {
             Swa::new(&LowPrecision::<SgdConfig>::trainable(&model.vs)).with_quantizer(swa_quant)
         });
@@ -428,7 +422,7 @@ impl<'a> Trainer<'a> {
             derived_seed(seed, AUGMENT, epoch, 0),
         );
         observers.epoch_started(epoch, per_epoch, self.position.batch);
-        let per_step = self.exp.schedule.per == "step";
+        let per_step = self.exp.schedule.per == SchedulePer::Step;
         for batch in batches {
             let b = self.position.batch;
             let lr = if per_step {

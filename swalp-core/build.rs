@@ -16,8 +16,16 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-changed=cpp/quant_hook.cpp");
     println!("cargo:rerun-if-changed=cpp/scaled_ops.cpp");
+    // Without libtorch's directory the C++ shim cannot be built, and the
+    // crate would fail later with unresolved symbols at link time: say why
+    // now.
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
-        return;
+        panic!(
+            "swalp-core: torch-sys did not report libtorch's directory \
+             (DEP_TCH_LIBTORCH_LIB), which the C++ shim is built against; build \
+             through swalp-cli/scripts/with-torch (or with LIBTORCH_USE_PYTORCH=1 and \
+             PyTorch 2.11.0 importable, or LIBTORCH pointing at libtorch 2.11.0)"
+        );
     };
     let lib = Path::new(&lib_dir);
     let include = lib.join("../include");

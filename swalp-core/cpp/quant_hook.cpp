@@ -74,8 +74,12 @@ struct SwalpQuantBackward : public torch::autograd::Node {
 // writing a message into `err`.
 extern "C" int swalp_hook_apply(const void* hook, swalp_quantize_fn quantize, swalp_release_fn release,
                                 const at::Tensor* input, at::Tensor** output, char* err, size_t err_len) {
+    // Until a HookRef owns the reference (make_shared can throw before it
+    // exists), releasing it is this function's job.
+    bool owned = false;
     try {
         auto ref = std::make_shared<HookRef>(hook, quantize, release);
+        owned = true;
         const at::Tensor& x = *input;
         at::Tensor y;
         {
@@ -92,6 +96,11 @@ extern "C" int swalp_hook_apply(const void* hook, swalp_quantize_fn quantize, sw
         return 0;
     } catch (const std::exception& e) {
         std::snprintf(err, err_len, "%s", e.what());
-        return 1;
+    } catch (...) {
+        std::snprintf(err, err_len, "%s", "unknown C++ exception in the quantization hook");
     }
+    if (!owned) {
+        release(hook);
+    }
+    return 1;
 }

@@ -22,6 +22,9 @@ int guarded(char* err, size_t err_len, F f) {
     } catch (const std::exception& e) {
         std::snprintf(err, err_len, "%s", e.what());
         return 1;
+    } catch (...) {
+        std::snprintf(err, err_len, "%s", "unknown C++ exception");
+        return 1;
     }
 }
 

@@ -132,9 +132,20 @@ extern "C" fn quantize_callback(
 }
 
 extern "C" fn release_callback(hook: *const c_void) {
-    // SAFETY: every pointer handed to C++ came from `Arc::into_raw` and is
-    // released exactly once.
-    drop(unsafe { Arc::from_raw(hook as *const QuantHook) });
+    // A panic must not unwind into C++ (dropping the last reference drops
+    // the quantizers, which is Rust code); one here is a bug worth a log
+    // line, not an abort.
+    let released = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: every pointer handed to C++ came from `Arc::into_raw` and
+        // is released exactly once.
+        drop(unsafe { Arc::from_raw(hook as *const QuantHook) });
+    }));
+    if let Err(panic) = released {
+        log::error!(
+            "panic while releasing a quantization hook: {}",
+            panic_message(&panic)
+        );
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -83,6 +83,14 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Writes `contents` to `path` atomically: into a [`TempFile`] beside it,
+/// flushed and renamed over `path`.
+pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let tmp = TempFile::create_for(path)?;
+    fs::write(tmp.path(), contents)?;
+    tmp.persist()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

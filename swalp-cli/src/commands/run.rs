@@ -177,15 +177,12 @@ fn write_summary(dir: &Path, summary: &Value) -> Result<(), CliError> {
     let path = dir.join("summary.json");
     let text =
         serde_json::to_string_pretty(summary).map_err(|e| CliError::Internal(e.to_string()))?;
-    let fail = |e: std::io::Error| {
+    crate::atomic::write(&path, text.as_bytes()).map_err(|e| {
         CliError::from(ExperimentError::Output {
             path: path.clone(),
             reason: e.to_string(),
         })
-    };
-    let tmp = crate::atomic::TempFile::create_for(&path).map_err(fail)?;
-    std::fs::write(tmp.path(), text).map_err(fail)?;
-    tmp.persist().map_err(fail)
+    })
 }
 
 /// Prints the resolved experiment as TOML.

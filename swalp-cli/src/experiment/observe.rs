@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::tensorboard::EventWriter;
 use super::ExperimentError;
-use crate::atomic::TempFile;
 
 /// One optimizer step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -194,11 +193,8 @@ impl Observer for TensorBoard {
 
 /// Writes `contents` to `path` through a temporary file and a rename.
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ExperimentError> {
-    let fail = |e: std::io::Error| ExperimentError::Output {
+    crate::atomic::write(path, contents).map_err(|e| ExperimentError::Output {
         path: path.into(),
         reason: e.to_string(),
-    };
-    let tmp = TempFile::create_for(path).map_err(fail)?;
-    std::fs::write(tmp.path(), contents).map_err(fail)?;
-    tmp.persist().map_err(fail)
+    })
 }

@@ -50,7 +50,7 @@ impl NumberFormat for Ternary {
             x.abs().max()
         };
         let s = s.clamp_min(f64::MIN_POSITIVE); // an all-zero tensor stays zero
-        let n = r.round_int_tensor(&(x / &s), draws(random, x).as_ref());
+        let n = r.round_int_tensor(&(x / &s), draws(random, x)?.as_ref())?;
         Ok(n * s)
     }
 }

@@ -37,6 +37,7 @@
 
 pub mod backend;
 pub mod batchnorm;
+pub mod block;
 pub mod error;
 pub mod format;
 pub mod hook;

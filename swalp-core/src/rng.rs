@@ -11,7 +11,7 @@
 //! 63 bits, so the same arithmetic runs as `Int64` tensor ops without overflow.
 
 use serde::{Deserialize, Serialize};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
 
 const MASK32: i64 = 0xFFFF_FFFF;
 const MUL1: u32 = 0x7feb_352d;
@@ -28,13 +28,13 @@ fn mix32(mut x: u32) -> u32 {
     x
 }
 
-fn mix32_tensor(x: Tensor) -> Tensor {
+fn mix32_tensor(x: Tensor) -> Result<Tensor, TchError> {
     // x holds values in [0, 2^32) as Int64; products stay below 2^63.
-    let x = x.bitwise_xor_tensor(&x.bitwise_right_shift_tensor_scalar(16));
-    let x = (x * i64::from(MUL1)).bitwise_and(MASK32);
-    let x = x.bitwise_xor_tensor(&x.bitwise_right_shift_tensor_scalar(15));
-    let x = (x * i64::from(MUL2)).bitwise_and(MASK32);
-    x.bitwise_xor_tensor(&x.bitwise_right_shift_tensor_scalar(16))
+    let x = x.f_bitwise_xor_tensor(&x.f_bitwise_right_shift_tensor_scalar(16)?)?;
+    let x = x.f_mul_scalar(i64::from(MUL1))?.f_bitwise_and(MASK32)?;
+    let x = x.f_bitwise_xor_tensor(&x.f_bitwise_right_shift_tensor_scalar(15)?)?;
+    let x = x.f_mul_scalar(i64::from(MUL2))?.f_bitwise_and(MASK32)?;
+    x.f_bitwise_xor_tensor(&x.f_bitwise_right_shift_tensor_scalar(16)?)
 }
 
 fn splitmix64(mut z: u64) -> u64 {
@@ -98,17 +98,18 @@ impl RandomStream {
 
     /// The draws for elements `0..numel` laid out in `shape` (row-major), as an
     /// `Int64` tensor on `device`; equal to [`bits`](Self::bits) elementwise.
-    pub fn bits_tensor(&self, shape: &[i64], device: Device) -> Tensor {
+    pub fn bits_tensor(&self, shape: &[i64], device: Device) -> Result<Tensor, TchError> {
         let numel: i64 = shape.iter().product();
-        let index = Tensor::arange(numel, (Kind::Int64, device));
-        let lo = index.bitwise_and(MASK32);
-        let mut inner =
-            mix32_tensor(lo.bitwise_xor(i64::from(self.key0))).bitwise_xor(i64::from(self.key1));
+        let index = Tensor::f_arange(numel, (Kind::Int64, device))?;
+        let lo = index.f_bitwise_and(MASK32)?;
+        let mut inner = mix32_tensor(lo.f_bitwise_xor(i64::from(self.key0))?)?
+            .f_bitwise_xor(i64::from(self.key1))?;
         if numel > MASK32 {
-            let hi = index.bitwise_right_shift_tensor_scalar(32);
-            inner = inner.bitwise_xor_tensor(&(hi * i64::from(GOLDEN)).bitwise_and(MASK32));
+            let hi = index.f_bitwise_right_shift_tensor_scalar(32)?;
+            let salt = hi.f_mul_scalar(i64::from(GOLDEN))?.f_bitwise_and(MASK32)?;
+            inner = inner.f_bitwise_xor_tensor(&salt)?;
         }
-        mix32_tensor(inner).view(shape)
+        mix32_tensor(inner)?.f_view(shape)
     }
 }
 
@@ -180,7 +181,7 @@ mod tests {
     #[test]
     fn tensor_draws_equal_scalar_draws() {
         let s = QuantRng::new(3).next_stream();
-        let t = s.bits_tensor(&[5, 7], Device::Cpu);
+        let t = s.bits_tensor(&[5, 7], Device::Cpu).unwrap();
         let v: Vec<i64> = Vec::try_from(t.flatten(0, -1)).unwrap();
         for (i, x) in v.iter().enumerate() {
             assert_eq!(*x, i64::from(s.bits(i as u64)), "element {i}");

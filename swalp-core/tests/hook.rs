@@ -35,9 +35,9 @@ impl NumberFormat for Grid {
         if x.abs().gt(1e29).any().int64_value(&[]) != 0 {
             return Err(swalp_core::Error::Hook("test_grid refuses 1e30".into()));
         }
-        let draws = swalp_core::kernel::tensor::draws(random, x);
+        let draws = swalp_core::kernel::tensor::draws(random, x)?;
         let n =
-            swalp_core::kernel::tensor::round_to_fixed_grid(x, -self.k, rounding, draws.as_ref());
+            swalp_core::kernel::tensor::round_to_fixed_grid(x, -self.k, rounding, draws.as_ref())?;
         Ok(n * pow2(-self.k))
     }
 }

@@ -1,34 +1,15 @@
 //! Block floating point: integers that share one exponent per block.
 
 use swalp_core::{
+    block::{Block, BlockLayout, BLOCK_SYNTAX},
     kernel::native::{exponent, pow2},
-    spec::{int_in, invalid},
+    spec::invalid,
     tch::Tensor,
     Backend, Error, FormatFactory, NumberFormat, ParamInfo, Params, RandomStream, Result, Rounding,
     SpecError,
 };
 
 use crate::kernels::{native, tensor};
-
-/// Which elements share an exponent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Block {
-    /// One exponent for the whole tensor (spec `"tensor"`).
-    Tensor,
-    /// One exponent per slice along these dimensions (spec `{ dim = 0 }` or
-    /// `{ dims = [0, 1] }`): elements share an exponent when their indices in
-    /// these dimensions are equal.
-    Dims(Vec<usize>),
-    /// Contiguous groups of `size` elements along `dim`, the last group
-    /// shorter when `size` does not divide the dimension (spec
-    /// `{ size = 32, dim = 1 }`).
-    Chunks {
-        /// Elements per group.
-        size: usize,
-        /// The dimension grouped.
-        dim: usize,
-    },
-}
 
 /// The seed's "small-block" rule: tensors with at most this many dimensions
 /// use one exponent for the whole tensor, larger ones use `block`.
@@ -186,194 +167,11 @@ impl BlockFloat {
 
     /// Which block each element of a row-major tensor of `shape` belongs to.
     pub fn layout(&self, shape: &[usize]) -> Result<BlockLayout> {
-        BlockLayout::new(self.block_for(shape.len()), shape).map_err(|reason| Error::Unsupported {
+        BlockLayout::new(self.block_for(shape.len()), shape).map_err(|e| Error::Unsupported {
             format: "bfp".into(),
             backend: Backend::Auto,
-            reason,
+            reason: format!("block {e}"),
         })
-    }
-
-    fn block_params(&self) -> toml::Value {
-        let table = |pairs: Vec<(&str, toml::Value)>| {
-            toml::Value::Table(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-        };
-        match &self.block {
-            Block::Tensor => "tensor".into(),
-            Block::Dims(d) if d.len() == 1 => table(vec![("dim", (d[0] as i64).into())]),
-            Block::Dims(d) => table(vec![(
-                "dims",
-                toml::Value::Array(d.iter().map(|&x| (x as i64).into()).collect()),
-            )]),
-            Block::Chunks { size, dim } => table(vec![
-                ("size", (*size as i64).into()),
-                ("dim", (*dim as i64).into()),
-            ]),
-        }
-    }
-}
-
-/// Maps the row-major index of an element to its block number.
-///
-/// A block is identified by the coordinates of the element in the dimensions
-/// that separate blocks (for chunks, the coordinate divided by the chunk
-/// size); the block number is those coordinates in row-major order.
-///
-/// ```
-/// use swalp_formats::{block::BlockLayout, Block};
-/// let l = BlockLayout::new(&Block::Dims(vec![1]), &[2, 3]).unwrap();
-/// assert_eq!(l.num_blocks(), 3);
-/// assert_eq!((0..6).map(|i| l.block_of(i)).collect::<Vec<_>>(), [0, 1, 2, 0, 1, 2]);
-/// let l = BlockLayout::new(&Block::Chunks { size: 2, dim: 1 }, &[2, 3]).unwrap();
-/// assert_eq!((0..6).map(|i| l.block_of(i)).collect::<Vec<_>>(), [0, 0, 1, 2, 2, 3]);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlockLayout {
-    terms: Vec<Term>,
-    num_blocks: usize,
-    numel: usize,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Term {
-    stride: usize,
-    size: usize,
-    chunk: usize,
-    weight: usize,
-}
-
-impl BlockLayout {
-    /// The layout of `block` over a tensor of `shape`; fails naming the
-    /// dimension when `block` refers to one the tensor lacks.
-    pub fn new(block: &Block, shape: &[usize]) -> Result<Self, String> {
-        let missing =
-            |d: usize| format!("block dimension {d} does not exist in a tensor of shape {shape:?}");
-        // (dimension, chunk size) pairs that separate blocks.
-        let separating: Vec<(usize, usize)> = match block {
-            Block::Tensor => vec![],
-            Block::Dims(dims) => {
-                let mut dims = dims.clone();
-                dims.sort_unstable();
-                dims.dedup();
-                if let Some(&d) = dims.iter().find(|&&d| d >= shape.len()) {
-                    return Err(missing(d));
-                }
-                dims.into_iter().map(|d| (d, 1)).collect()
-            }
-            Block::Chunks { size, dim } => {
-                if *dim >= shape.len() {
-                    return Err(missing(*dim));
-                }
-                (0..shape.len())
-                    .map(|d| (d, if d == *dim { *size } else { 1 }))
-                    .collect()
-            }
-        };
-        let strides: Vec<usize> = (0..shape.len())
-            .map(|d| shape[d + 1..].iter().product())
-            .collect();
-        let mut terms = Vec::with_capacity(separating.len());
-        let mut weight = 1;
-        for &(d, chunk) in separating.iter().rev() {
-            terms.push(Term {
-                stride: strides[d],
-                size: shape[d],
-                chunk,
-                weight,
-            });
-            weight *= shape[d].div_ceil(chunk);
-        }
-        Ok(BlockLayout {
-            terms,
-            num_blocks: weight,
-            numel: shape.iter().product(),
-        })
-    }
-
-    /// Number of blocks.
-    pub fn num_blocks(&self) -> usize {
-        self.num_blocks
-    }
-
-    /// The end of the run of consecutive elements that share `index`'s
-    /// block: the first index after `index` in another block (possibly past
-    /// the tensor's end; `usize::MAX` for a single block).
-    ///
-    /// ```
-    /// use swalp_formats::{block::BlockLayout, Block};
-    /// let l = BlockLayout::new(&Block::Chunks { size: 2, dim: 1 }, &[2, 3]).unwrap();
-    /// assert_eq!((0..6).map(|i| l.run_end(i)).collect::<Vec<_>>(), [2, 2, 3, 5, 5, 6]);
-    /// ```
-    #[inline]
-    pub fn run_end(&self, index: usize) -> usize {
-        match self.terms.first() {
-            None => usize::MAX,
-            Some(t) => {
-                // Outer separating dimensions change only at multiples of
-                // stride * size of the innermost one.
-                let line = index / t.stride;
-                let p = line % t.size;
-                let next = ((p / t.chunk + 1) * t.chunk).min(t.size);
-                (line - p + next) * t.stride
-            }
-        }
-    }
-
-    /// The start of the run of consecutive elements that share `index`'s
-    /// block (see [`run_end`](Self::run_end)).
-    #[inline]
-    pub fn run_start(&self, index: usize) -> usize {
-        match self.terms.first() {
-            None => 0,
-            Some(t) => {
-                let line = index / t.stride;
-                let p = line % t.size;
-                (line - p + p / t.chunk * t.chunk) * t.stride
-            }
-        }
-    }
-
-    /// Whether every block is a single run of consecutive elements (the
-    /// blocks are separated by leading dimensions only, the innermost of
-    /// them possibly in chunks), so a kernel can find a block's maximum
-    /// and round it in one visit. False for a single block.
-    ///
-    /// ```
-    /// use swalp_formats::{block::BlockLayout, Block};
-    /// assert!(BlockLayout::new(&Block::Dims(vec![0]), &[4, 3, 2]).unwrap().blocks_are_runs());
-    /// assert!(BlockLayout::new(&Block::Dims(vec![0, 1]), &[4, 3, 2]).unwrap().blocks_are_runs());
-    /// assert!(!BlockLayout::new(&Block::Dims(vec![1]), &[4, 3, 2]).unwrap().blocks_are_runs());
-    /// assert!(!BlockLayout::new(&Block::Dims(vec![0, 2]), &[4, 3, 2]).unwrap().blocks_are_runs());
-    /// ```
-    pub fn blocks_are_runs(&self) -> bool {
-        let Some(outer) = self.terms.last() else {
-            return false;
-        };
-        // Adjacent dimensions from the innermost separating one outwards,
-        // the outermost being dimension 0 (dimensions of size 1 between
-        // them change nothing), and chunks only in the innermost.
-        let adjacent = self
-            .terms
-            .windows(2)
-            .all(|w| w[1].stride == w[0].stride * w[0].size && w[1].chunk == 1);
-        adjacent && outer.stride * outer.size == self.numel
-    }
-
-    /// The length of a full run of consecutive elements sharing a block
-    /// (see [`run_end`](Self::run_end)); `usize::MAX` for a single block.
-    pub fn typical_run(&self) -> usize {
-        match self.terms.first() {
-            None => usize::MAX,
-            Some(t) => t.stride.saturating_mul(t.chunk.min(t.size)),
-        }
-    }
-
-    /// The block of the element at row-major `index`.
-    #[inline]
-    pub fn block_of(&self, index: usize) -> usize {
-        self.terms
-            .iter()
-            .map(|t| (index / t.stride % t.size) / t.chunk * t.weight)
-            .sum()
     }
 }
 
@@ -386,7 +184,7 @@ impl NumberFormat for BlockFloat {
         let mut t = toml::Table::new();
         t.insert("wl".into(), i64::from(self.wl).into());
         t.insert("ebit".into(), i64::from(self.ebit).into());
-        t.insert("block".into(), self.block_params());
+        t.insert("block".into(), self.block.to_toml());
         if let Some(sb) = self.small_block {
             let name = match sb {
                 SmallBlock::None => "none",
@@ -444,7 +242,7 @@ const PARAMS: &[ParamInfo] = &[
     ParamInfo::optional_without_default(
         "block",
         "string or table",
-        "\"tensor\" | { dim = D } | { dims = [D, ...] } | { size = N, dim = D }",
+        BLOCK_SYNTAX,
         "which elements share an exponent (absent: \"tensor\", or { dim = 0 } with small_block)",
     ),
     ParamInfo::optional_without_default(
@@ -462,41 +260,6 @@ const PARAMS: &[ParamInfo] = &[
     ),
 ];
 
-fn parse_block(value: &toml::Value) -> Result<Block, SpecError> {
-    const ALLOWED: &str = "\"tensor\", { dim = D }, { dims = [D, ...] } or { size = N, dim = D }";
-    let dim_of = |key: &str, v: &toml::Value| int_in(key, v, 0..=63).map(|d| d as usize);
-    match value {
-        toml::Value::String(s) if s == "tensor" => Ok(Block::Tensor),
-        toml::Value::Table(t) => {
-            if let Some(extra) = t
-                .keys()
-                .find(|k| !["dim", "dims", "size"].contains(&k.as_str()))
-            {
-                return Err(SpecError::UnknownKey {
-                    context: "bfp `block`".into(),
-                    key: extra.clone(),
-                    allowed: vec!["dim".into(), "dims".into(), "size".into()],
-                    suggestion: swalp_core::error::closest(extra, ["dim", "dims", "size"]),
-                });
-            }
-            match (t.get("dim"), t.get("dims"), t.get("size")) {
-                (Some(d), None, None) => Ok(Block::Dims(vec![dim_of("block.dim", d)?])),
-                (None, Some(toml::Value::Array(ds)), None) if !ds.is_empty() => Ok(Block::Dims(
-                    ds.iter()
-                        .map(|d| dim_of("block.dims", d))
-                        .collect::<Result<_, _>>()?,
-                )),
-                (Some(d), None, Some(n)) => Ok(Block::Chunks {
-                    size: int_in("block.size", n, 1..=i64::from(u32::MAX))? as usize,
-                    dim: dim_of("block.dim", d)?,
-                }),
-                _ => Err(invalid("block", value, ALLOWED)),
-            }
-        }
-        _ => Err(invalid("block", value, ALLOWED)),
-    }
-}
-
 fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
     let wl = p.int("wl", 2..=24)? as u32;
     let ebit = p.int_or("ebit", 8, 1..=8)? as u32;
@@ -510,7 +273,7 @@ fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
         }),
     };
     let block = match p.raw("block") {
-        Some(v) => parse_block(v)?,
+        Some(v) => Block::from_toml("block", v)?,
         // The seed pairs small blocks with one exponent per slice along dim 0.
         None if small_block.is_some() => Block::Dims(vec![0]),
         None => Block::Tensor,

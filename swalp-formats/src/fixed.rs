@@ -196,7 +196,7 @@ impl NumberFormat for FixedPoint {
         rounding: Rounding,
         random: Option<RandomStream>,
     ) -> Result<swalp_core::tch::Tensor> {
-        Ok(tensor::fixed(self, x, rounding, random))
+        tensor::fixed(self, x, rounding, random)
     }
 
     fn has_native(&self) -> bool {

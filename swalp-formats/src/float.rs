@@ -469,7 +469,7 @@ impl NumberFormat for FloatFormat {
         rounding: Rounding,
         random: Option<RandomStream>,
     ) -> Result<Tensor> {
-        Ok(tensor::float(self, x, rounding, random))
+        tensor::float(self, x, rounding, random)
     }
 
     fn has_native(&self) -> bool {

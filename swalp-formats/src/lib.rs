@@ -35,7 +35,8 @@ pub mod kernels;
 pub mod mx;
 pub mod presets;
 
-pub use block::{Block, BlockFloat, SmallBlock};
+pub use block::{BlockFloat, SmallBlock};
 pub use fixed::FixedPoint;
 pub use float::{FloatFormat, Overflow, Specials};
 pub use mx::{MxElem, MxFormat};
+pub use swalp_core::block::Block;

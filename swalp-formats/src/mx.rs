@@ -24,6 +24,7 @@
 //! [`kernels`](crate::kernels).
 
 use swalp_core::{
+    block::{resolve_dim, Block, BlockLayout},
     kernel::native::{exponent, pow2},
     spec::invalid,
     tch::Tensor,
@@ -269,132 +270,60 @@ impl MxFormat {
         }
     }
 
-    /// The blocked dimension of a tensor of `shape`: `dim` made
-    /// non-negative. A 0-dimensional tensor counts as shape `[1]`. Fails
-    /// naming the dimension and shape when the tensor lacks it.
-    pub fn resolve_dim(&self, shape: &[usize]) -> Result<usize, String> {
-        let rank = shape.len().max(1) as i64;
-        let d = if self.dim < 0 {
-            self.dim + rank
-        } else {
-            self.dim
-        };
-        if (0..rank).contains(&d) {
-            Ok(d as usize)
-        } else {
-            Err(format!(
-                "mx block dimension {} does not exist in a tensor of shape {shape:?}",
-                self.dim
-            ))
-        }
+    /// The blocks of a tensor of `shape`: groups of `block_size` along
+    /// `dim` made non-negative. A 0-dimensional tensor counts as shape
+    /// `[1]`. Fails naming the dimension and shape when the tensor lacks it.
+    ///
+    /// ```
+    /// use swalp_core::{block::Block, Backend};
+    /// use swalp_formats::{MxElem, MxFormat};
+    /// let f = MxFormat::new(MxElem::Int8, 32, -1).unwrap();
+    /// assert_eq!(f.block(&[3, 64], Backend::Auto)?, Block::Chunks { size: 32, dim: 1 });
+    /// assert!(f.block(&[], Backend::Auto).is_ok());
+    /// # Ok::<(), swalp_core::Error>(())
+    /// ```
+    pub fn block(&self, shape: &[usize], backend: Backend) -> Result<Block> {
+        let dim =
+            resolve_dim(self.dim, effective_shape(shape)).map_err(|e| Error::Unsupported {
+                format: "mx".into(),
+                backend,
+                reason: format!("block {e}"),
+            })?;
+        Ok(Block::Chunks {
+            size: self.block_size,
+            dim,
+        })
     }
 
     /// Which block each element of a row-major tensor of `shape` belongs to;
     /// the error names the dimension and the shape.
-    pub fn layout(&self, shape: &[usize], backend: Backend) -> Result<MxLayout> {
-        let dim = self
-            .resolve_dim(shape)
-            .map_err(|reason| Error::Unsupported {
-                format: "mx".into(),
-                backend,
-                reason,
-            })?;
-        let shape = if shape.is_empty() { &[1][..] } else { shape };
-        let len = shape[dim];
-        let inner: usize = shape[dim + 1..].iter().product();
-        let outer: usize = shape[..dim].iter().product();
-        let per_line = len.div_ceil(self.block_size);
-        Ok(MxLayout {
-            dim,
-            len,
-            inner,
-            block_size: self.block_size,
-            per_line,
-            num_blocks: outer * per_line * inner,
+    ///
+    /// ```
+    /// use swalp_core::Backend;
+    /// use swalp_formats::{MxElem, MxFormat};
+    /// let f = MxFormat::new(MxElem::Int8, 2, 0).unwrap();
+    /// let l = f.layout(&[3, 2], Backend::Auto).unwrap();
+    /// assert_eq!(l.num_blocks(), 4);
+    /// // Rows 0 and 1 pair up per column; row 2 is the tail block.
+    /// assert_eq!((0..6).map(|i| l.block_of(i)).collect::<Vec<_>>(), [0, 1, 0, 1, 2, 3]);
+    /// ```
+    pub fn layout(&self, shape: &[usize], backend: Backend) -> Result<BlockLayout> {
+        let block = self.block(shape, backend)?;
+        BlockLayout::new(&block, effective_shape(shape)).map_err(|e| Error::Unsupported {
+            format: "mx".into(),
+            backend,
+            reason: format!("block {e}"),
         })
     }
 }
 
-/// Maps the row-major index of an element to its MX block.
-///
-/// ```
-/// use swalp_core::Backend;
-/// use swalp_formats::{MxElem, MxFormat};
-/// let f = MxFormat::new(MxElem::Int8, 2, 0).unwrap();
-/// let l = f.layout(&[3, 2], Backend::Auto).unwrap();
-/// assert_eq!(l.num_blocks(), 4);
-/// // Rows 0 and 1 pair up per column; row 2 is the tail block.
-/// assert_eq!((0..6).map(|i| l.block_of(i)).collect::<Vec<_>>(), [0, 1, 0, 1, 2, 3]);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MxLayout {
-    dim: usize,
-    len: usize,
-    inner: usize,
-    block_size: usize,
-    per_line: usize,
-    num_blocks: usize,
-}
-
-impl MxLayout {
-    /// The blocked dimension, non-negative.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    /// Number of blocks.
-    pub fn num_blocks(&self) -> usize {
-        self.num_blocks
-    }
-
-    /// The end of the run of consecutive elements that share `index`'s
-    /// block: the first index after `index` in another block.
-    #[inline]
-    pub fn run_end(&self, index: usize) -> usize {
-        if self.inner == 1 {
-            let pos = index % self.len;
-            index - pos + ((pos / self.block_size + 1) * self.block_size).min(self.len)
-        } else {
-            index + 1
-        }
-    }
-
-    /// The start of the run of consecutive elements that share `index`'s
-    /// block.
-    #[inline]
-    pub fn run_start(&self, index: usize) -> usize {
-        if self.inner == 1 {
-            let pos = index % self.len;
-            index - pos + pos / self.block_size * self.block_size
-        } else {
-            index
-        }
-    }
-
-    /// Whether every block is a single run of consecutive elements (blocks
-    /// along the last dimension, or one followed only by dimensions of
-    /// size 1).
-    pub fn blocks_are_runs(&self) -> bool {
-        self.inner == 1
-    }
-
-    /// The length of a full run of consecutive elements sharing a block.
-    pub fn typical_run(&self) -> usize {
-        if self.inner == 1 {
-            self.block_size.min(self.len)
-        } else {
-            1
-        }
-    }
-
-    /// The block of the element at row-major `index`.
-    #[inline]
-    pub fn block_of(&self, index: usize) -> usize {
-        let within = index % self.inner;
-        let line = index / self.inner;
-        let pos = line % self.len;
-        let outer = line / self.len;
-        (outer * self.per_line + pos / self.block_size) * self.inner + within
+/// The shape MX blocks a tensor of `shape` as: a 0-dimensional tensor is
+/// one block of one element.
+fn effective_shape(shape: &[usize]) -> &[usize] {
+    if shape.is_empty() {
+        &[1]
+    } else {
+        shape
     }
 }
 

@@ -43,7 +43,11 @@ fn uniform_draws(seed: u64, shape: &[i64]) -> Tensor {
     // The first stream of QuantRng::new(seed), as swalp's stochastic
     // rounding consumes it: element i's draw over 2^32.
     let stream = QuantRng::new(seed).next_stream();
-    stream.bits_tensor(shape, Device::Cpu).to_kind(Kind::Double) / 2f64.powi(32)
+    stream
+        .bits_tensor(shape, Device::Cpu)
+        .expect("draws")
+        .to_kind(Kind::Double)
+        / 2f64.powi(32)
 }
 
 fn inputs() -> Vec<Tensor> {

@@ -2,8 +2,10 @@
 //! sharing a scale.
 
 use swalp_core::{
-    spec::invalid, tch::Tensor, Backend, Error, NumberFormat, RandomStream, Result, Rounding,
-    SpecError,
+    block::{resolve_dim, Block},
+    spec::invalid,
+    tch::Tensor,
+    Backend, Error, NumberFormat, RandomStream, Result, Rounding, SpecError,
 };
 
 use crate::kernels::{native, tensor};
@@ -54,11 +56,12 @@ impl Scope {
 /// the [crate documentation](crate).
 ///
 /// ```
+/// use swalp_core::block::Block;
 /// use swalp_intscale::{IntScale, Scope};
 /// let int8 = IntScale::new(8, Scope::Channel(0)).unwrap();
 /// assert_eq!(int8.levels(), 127.0);
-/// assert_eq!(int8.blocks(&[4, 3, 2]).unwrap(), (4, 6)); // 4 channels of 6
-/// assert!(int8.blocks(&[]).is_err());
+/// assert_eq!(int8.block(&[4, 3, 2]).unwrap(), Block::Dims(vec![0])); // 4 channels
+/// assert!(int8.block(&[]).is_err());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IntScale {
@@ -97,37 +100,24 @@ impl IntScale {
         f64::from((1u32 << (self.bits - 1)) - 1)
     }
 
-    /// The channel dimension for a tensor of `ndim` dimensions, `None` for
-    /// a per-tensor scale; fails when the tensor has no such dimension.
-    pub fn channel_dim(&self, ndim: usize) -> Result<Option<usize>> {
+    /// Which elements of a tensor of `shape` share a scale: the whole
+    /// tensor, or each slice along the channel dimension; fails when the
+    /// tensor has no such dimension.
+    pub fn block(&self, shape: &[usize]) -> Result<Block> {
         match self.scope {
-            Scope::Tensor => Ok(None),
-            Scope::Channel(d) => {
-                let n = ndim as i64;
-                let dim = if d < 0 { d + n } else { d };
-                if (0..n).contains(&dim) {
-                    Ok(Some(dim as usize))
-                } else {
-                    Err(Error::Unsupported {
-                        format: "int".into(),
-                        backend: Backend::Auto,
-                        reason: format!(
-                            "channel_dim = {d} but the tensor has {ndim} dimension{}",
-                            if ndim == 1 { "" } else { "s" }
-                        ),
-                    })
-                }
-            }
-        }
-    }
-
-    /// For a row-major tensor of `shape`: the number of blocks sharing a
-    /// scale, and the run length of consecutive elements in one block.
-    /// Element `i` belongs to block `(i / run) % blocks`.
-    pub fn blocks(&self, shape: &[usize]) -> Result<(usize, usize)> {
-        match self.channel_dim(shape.len())? {
-            None => Ok((1, shape.iter().product::<usize>().max(1))),
-            Some(d) => Ok((shape[d], shape[d + 1..].iter().product())),
+            Scope::Tensor => Ok(Block::Tensor),
+            Scope::Channel(d) => match resolve_dim(d, shape) {
+                Ok(dim) => Ok(Block::Dims(vec![dim])),
+                Err(_) => Err(Error::Unsupported {
+                    format: "int".into(),
+                    backend: Backend::Auto,
+                    reason: format!(
+                        "channel_dim = {d} but the tensor has {} dimension{}",
+                        shape.len(),
+                        if shape.len() == 1 { "" } else { "s" }
+                    ),
+                }),
+            },
         }
     }
 }

@@ -46,10 +46,10 @@ impl NumberFormat for Pow2 {
         random: Option<RandomStream>,
     ) -> Result<Tensor> {
         // Round on the grid of step 2^e, e the binade of x, clamped to the range.
-        let k = tensor::exponent(x).clamp(i64::from(self.emin), i64::from(self.emax));
-        let n = tensor::round_to_grid(x, &k, rounding, tensor::draws(random, x).as_ref());
+        let k = tensor::exponent(x)?.f_clamp(i64::from(self.emin), i64::from(self.emax))?;
+        let n = tensor::round_to_grid(x, &k, rounding, tensor::draws(random, x)?.as_ref())?;
         let max = native::pow2(self.emax);
-        Ok((n * tensor::pow2(&k)).clamp(-max, max))
+        Ok(n.f_mul(&tensor::pow2(&k)?)?.f_clamp(-max, max)?)
     }
 
     fn has_native(&self) -> bool {

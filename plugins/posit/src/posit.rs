@@ -225,7 +225,7 @@ impl NumberFormat for Posit {
         rounding: Rounding,
         random: Option<RandomStream>,
     ) -> Result<Tensor> {
-        Ok(tensor::posit(self, x, rounding, random))
+        tensor::posit(self, x, rounding, random)
     }
 
     fn has_native(&self) -> bool {

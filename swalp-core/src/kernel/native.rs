@@ -19,7 +19,7 @@
 //!   time).
 
 use crate::rng::{RandomStream, StreamSegment};
-use crate::rounding::Rounding;
+use crate::rounding::{RoundRule, Rounding};
 
 /// Inputs shorter than this run on the calling thread: below it, waking
 /// worker threads costs more than it saves.
@@ -452,236 +452,23 @@ pub fn abs_bits_nan_zero(v: f32) -> u32 {
     }
 }
 
+/// `|v|` as `f32` bits with NaN and infinities read as 0: the
+/// block-maximum key of formats whose scale only finite values set.
+#[inline(always)]
+pub fn abs_bits_finite(v: f32) -> u32 {
+    let a = v.to_bits() & 0x7fff_ffff;
+    if a >= 0x7f80_0000 {
+        0
+    } else {
+        a
+    }
+}
+
 /// `|v|` as `f32` bits with NaN read as infinity: the block-maximum key of
 /// formats where a NaN or an infinity marks its block.
 #[inline(always)]
 pub fn abs_bits_nan_inf(v: f32) -> u32 {
     (v.to_bits() & 0x7fff_ffff).min(0x7f80_0000)
-}
-
-/// `u32` to `f64` (exact).
-#[inline(always)]
-fn u32_to_f64(x: u32) -> f64 {
-    f64::from(x)
-}
-
-/// A rounding mode as a type, for kernels monomorphised per mode (see
-/// [`with_round_rule!`](crate::with_round_rule)): [`round`](Self::round) equals
-/// [`Rounding::round_int`] bit for bit, signed zeros, infinities and NaN
-/// included, and has no branch.
-pub trait RoundRule: Copy + Send + Sync {
-    /// Whether the rule uses its random draw.
-    const STOCHASTIC: bool;
-
-    /// [`Rounding::round_int`]`(v, random)`.
-    fn round(self, v: f64, random: u32) -> f64;
-
-    /// Whether [`round`](Self::round) is one IEEE 754 roundToIntegral
-    /// operation (nearest-even, toward zero, down, up): then rounding an
-    /// `f32` with [`round_f32`](Self::round_f32) gives exactly what `round`
-    /// gives for the same value as `f64`, and a kernel whose arithmetic is
-    /// exact in `f32` may use twice the vector lanes.
-    const IEEE_OP: bool = false;
-
-    /// `round(f64::from(v), 0) as f32`, in `f32` arithmetic when
-    /// [`IEEE_OP`](Self::IEEE_OP).
-    #[inline(always)]
-    fn round_f32(self, v: f32) -> f32 {
-        self.round(f64::from(v), 0) as f32
-    }
-
-    /// The random draw for the element with low index bits `lo`, or 0 when
-    /// the rule is deterministic (the draw is then never computed).
-    #[inline(always)]
-    fn draw(self, segment: StreamSegment, lo: u32) -> u32 {
-        if Self::STOCHASTIC {
-            segment.bits(lo)
-        } else {
-            0
-        }
-    }
-}
-
-/// [`Rounding::NearestEven`] as a [`RoundRule`].
-#[derive(Clone, Copy, Debug)]
-pub struct NearestEvenRule;
-/// [`Rounding::NearestAway`] as a [`RoundRule`].
-#[derive(Clone, Copy, Debug)]
-pub struct NearestAwayRule;
-/// [`Rounding::NearestUp`] as a [`RoundRule`].
-#[derive(Clone, Copy, Debug)]
-pub struct NearestUpRule;
-/// [`Rounding::TowardZero`] as a [`RoundRule`].
-#[derive(Clone, Copy, Debug)]
-pub struct TowardZeroRule;
-/// [`Rounding::Down`] as a [`RoundRule`].
-#[derive(Clone, Copy, Debug)]
-pub struct DownRule;
-/// [`Rounding::Up`] as a [`RoundRule`].
-#[derive(Clone, Copy, Debug)]
-pub struct UpRule;
-/// [`Rounding::Stochastic`] as a [`RoundRule`].
-#[derive(Clone, Copy, Debug)]
-pub struct StochasticRule {
-    one: f64,
-    shift: u32,
-}
-
-impl StochasticRule {
-    /// Stochastic rounding with `bits` random bits (1..=32).
-    pub fn new(bits: u8) -> Self {
-        assert!((1..=32).contains(&bits), "stochastic bits out of range");
-        StochasticRule {
-            one: (1u64 << bits) as f64,
-            shift: 32 - u32::from(bits),
-        }
-    }
-}
-
-// IEEE roundToIntegral operations give the same results as `round_int`'s
-// floor-and-fraction rule for the modes they implement: both are exact, and
-// both keep the sign of a zero result (`floor(-0.3) + 1` gives +0, which
-// `round_int` turns into -0; `ceil(-0.3)` is -0).
-impl RoundRule for NearestEvenRule {
-    const STOCHASTIC: bool = false;
-    const IEEE_OP: bool = true;
-    #[inline(always)]
-    fn round(self, v: f64, _: u32) -> f64 {
-        v.round_ties_even()
-    }
-    #[inline(always)]
-    fn round_f32(self, v: f32) -> f32 {
-        v.round_ties_even()
-    }
-}
-
-impl RoundRule for TowardZeroRule {
-    const STOCHASTIC: bool = false;
-    const IEEE_OP: bool = true;
-    #[inline(always)]
-    fn round(self, v: f64, _: u32) -> f64 {
-        v.trunc()
-    }
-    #[inline(always)]
-    fn round_f32(self, v: f32) -> f32 {
-        v.trunc()
-    }
-}
-
-impl RoundRule for DownRule {
-    const STOCHASTIC: bool = false;
-    const IEEE_OP: bool = true;
-    #[inline(always)]
-    fn round(self, v: f64, _: u32) -> f64 {
-        v.floor()
-    }
-    #[inline(always)]
-    fn round_f32(self, v: f32) -> f32 {
-        v.floor()
-    }
-}
-
-impl RoundRule for UpRule {
-    const STOCHASTIC: bool = false;
-    const IEEE_OP: bool = true;
-    #[inline(always)]
-    fn round(self, v: f64, _: u32) -> f64 {
-        v.ceil()
-    }
-    #[inline(always)]
-    fn round_f32(self, v: f32) -> f32 {
-        v.ceil()
-    }
-}
-
-/// `floor(v)` or `floor(v) + 1`, with `v`'s sign on a zero result. With `up`
-/// false for a zero or NaN fraction, integers, infinities and NaN come back
-/// unchanged, as in `round_int`.
-#[inline(always)]
-fn floor_or_up(v: f64, floor: f64, up: bool) -> f64 {
-    let rounded = if up { floor + 1.0 } else { floor };
-    rounded.abs().copysign(v)
-}
-
-impl RoundRule for NearestAwayRule {
-    const STOCHASTIC: bool = false;
-    #[inline(always)]
-    fn round(self, v: f64, _: u32) -> f64 {
-        let floor = v.floor();
-        let frac = v - floor;
-        floor_or_up(v, floor, frac > 0.5 || (frac == 0.5 && v > 0.0))
-    }
-}
-
-impl RoundRule for NearestUpRule {
-    const STOCHASTIC: bool = false;
-    #[inline(always)]
-    fn round(self, v: f64, _: u32) -> f64 {
-        let floor = v.floor();
-        let frac = v - floor;
-        floor_or_up(v, floor, frac >= 0.5)
-    }
-}
-
-impl RoundRule for StochasticRule {
-    const STOCHASTIC: bool = true;
-    #[inline(always)]
-    fn round(self, v: f64, random: u32) -> f64 {
-        let floor = v.floor();
-        let frac = v - floor;
-        // round_int: floor(frac · 2^bits) + draw >= 2^bits. The right-hand
-        // side 2^bits - draw is an integer, so the floor can go; every
-        // quantity is exact in f64. A zero or NaN fraction never goes up.
-        let draw = u32_to_f64(random >> self.shift);
-        floor_or_up(v, floor, frac * self.one >= self.one - draw)
-    }
-}
-
-/// Evaluates `$body` with `$rule` bound to the [`RoundRule`] of the
-/// [`Rounding`] `$rounding`: the body is compiled once per mode, so the
-/// per-element code has no `match` on the mode.
-///
-/// ```
-/// use swalp_core::{with_round_rule, kernel::native::RoundRule, Rounding};
-/// let r = Rounding::NearestAway;
-/// let y = with_round_rule!(r, rule => rule.round(-2.5, 0));
-/// assert_eq!(y, -3.0);
-/// ```
-#[macro_export]
-macro_rules! with_round_rule {
-    ($rounding:expr, $rule:ident => $body:expr) => {{
-        use $crate::kernel::native as __native;
-        match $rounding {
-            $crate::Rounding::NearestEven => {
-                let $rule = __native::NearestEvenRule;
-                $body
-            }
-            $crate::Rounding::NearestAway => {
-                let $rule = __native::NearestAwayRule;
-                $body
-            }
-            $crate::Rounding::NearestUp => {
-                let $rule = __native::NearestUpRule;
-                $body
-            }
-            $crate::Rounding::TowardZero => {
-                let $rule = __native::TowardZeroRule;
-                $body
-            }
-            $crate::Rounding::Down => {
-                let $rule = __native::DownRule;
-                $body
-            }
-            $crate::Rounding::Up => {
-                let $rule = __native::UpRule;
-                $body
-            }
-            $crate::Rounding::Stochastic { bits } => {
-                let $rule = __native::StochasticRule::new(bits);
-                $body
-            }
-        }
-    }};
 }
 
 /// The element function of a uniform grid (fixed point, one block of block
@@ -734,136 +521,7 @@ pub fn grid_element<R: RoundRule>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values() -> Vec<f64> {
-        let mut v = vec![
-            0.0,
-            -0.0,
-            0.5,
-            -0.5,
-            1.5,
-            -1.5,
-            2.5,
-            -2.5,
-            0.25,
-            -0.25,
-            0.75,
-            -0.75,
-            1e-300,
-            -1e-300,
-            -1e-17,
-            1e-17,
-            0.5 - 2f64.powi(-54),
-            -0.5 - 2f64.powi(-53),
-            2f64.powi(52) + 1.0,
-            -(2f64.powi(52) + 1.0),
-            2f64.powi(53),
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::NAN,
-            -f64::NAN,
-            f64::MAX,
-            f64::MIN_POSITIVE,
-        ];
-        let mut x = 0x1234_5678_9abc_def0u64;
-        for _ in 0..4000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let scale = 2f64.powi((x % 40) as i32 - 20);
-            let f = ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale;
-            v.push(f);
-            v.push((f * 4.0).round() / 4.0);
-        }
-        v
-    }
-
-    fn check<R: RoundRule>(rule: R, mode: Rounding) {
-        let draws = [
-            0u32,
-            1,
-            0x7fff_ffff,
-            0x8000_0000,
-            0xc000_0000,
-            u32::MAX,
-            12345,
-        ];
-        for v in values() {
-            for &d in &draws {
-                let a = rule.round(v, d);
-                let b = mode.round_int(v, d);
-                assert!(
-                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
-                    "{mode} of {v:e} with draw {d:#x}: {a:e} vs {b:e}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn rules_equal_round_int() {
-        check(NearestEvenRule, Rounding::NearestEven);
-        check(NearestAwayRule, Rounding::NearestAway);
-        check(NearestUpRule, Rounding::NearestUp);
-        check(TowardZeroRule, Rounding::TowardZero);
-        check(DownRule, Rounding::Down);
-        check(UpRule, Rounding::Up);
-        for bits in [1u8, 2, 7, 8, 16, 31, 32] {
-            check(StochasticRule::new(bits), Rounding::Stochastic { bits });
-        }
-    }
-
-    #[test]
-    fn ieee_rules_round_f32_as_f64() {
-        fn check32<R: RoundRule>(rule: R) {
-            assert!(R::IEEE_OP);
-            let mut x = 0x9e37_79b9u32;
-            let specials = [
-                0.0f32,
-                -0.0,
-                0.5,
-                -0.5,
-                1.5,
-                -2.5,
-                f32::MAX,
-                f32::MIN_POSITIVE,
-            ];
-            let values = (0..200_000)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    f32::from_bits(x)
-                })
-                .chain(specials);
-            for v in values {
-                let a = rule.round_f32(v);
-                let b = rule.round(f64::from(v), 0) as f32;
-                assert!(
-                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
-                    "{v:e}"
-                );
-            }
-        }
-        check32(NearestEvenRule);
-        check32(TowardZeroRule);
-        check32(DownRule);
-        check32(UpRule);
-    }
-
-    #[test]
-    fn macro_dispatches_every_mode() {
-        for mode in Rounding::DETERMINISTIC
-            .into_iter()
-            .chain([Rounding::STOCHASTIC, Rounding::Stochastic { bits: 3 }])
-        {
-            for v in values() {
-                let a = crate::with_round_rule!(mode, rule => rule.round(v, 0x9abc_def0));
-                let b = mode.round_int(v, 0x9abc_def0);
-                assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
-            }
-        }
-    }
+    use crate::rounding::StochasticRule;
 
     #[test]
     fn simd_loops_match_plain_loops() {

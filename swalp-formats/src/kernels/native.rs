@@ -6,14 +6,13 @@
 //! formats walk each chunk in runs of consecutive elements that share a
 //! block, so the block lookup happens once per run, not per element.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use swalp_core::{
     kernel::native::{
-        abs_bits_nan_inf, abs_bits_nan_zero, exponent, for_each_chunk, for_each_input_chunk,
-        grid_element, map_simd, max_simd, pow2, segment, ElementFn, Grid, RoundRule,
+        abs_bits_nan_inf, abs_bits_nan_zero, exponent, for_each_chunk, grid_element, map_simd,
+        max_simd, pow2, segment, ElementFn, Grid,
     },
     rng::StreamSegment,
+    rounding::RoundRule,
     with_round_rule, RandomStream, Result, Rounding,
 };
 
@@ -275,9 +274,7 @@ pub fn block(
     let runs = layout.typical_run() >= MIN_RUN;
     // Block maxima as f32 bits (NaN takes no part); |x| as f64 is exact, so
     // this is the maximum the tensor kernel finds.
-    let max_bits = block_maxima(x, layout.num_blocks(), runs, abs_bits_nan_zero, |i| {
-        (layout.block_of(i), layout.run_end(i))
-    });
+    let max_bits = layout.maxima(x, abs_bits_nan_zero);
     let steps: Vec<i32> = max_bits.into_iter().map(step_of).collect();
     with_round_rule!(rounding, rule => {
         for_each_chunk(x, out, |start, inp, outp| {
@@ -305,45 +302,6 @@ pub fn block(
         })
     });
     Ok(())
-}
-
-/// The largest `key(x[i])` of every block, as a vector over blocks.
-/// `locate(i)` gives element `i`'s block and the end of its run (the first
-/// index past `i` in another block). With `runs`, chunks are scanned in
-/// parallel run by run and merged with atomic maxima (the maximum does not
-/// depend on the order); otherwise element by element on one thread.
-fn block_maxima<K>(
-    x: &[f32],
-    num_blocks: usize,
-    runs: bool,
-    key: K,
-    locate: impl Fn(usize) -> (usize, usize) + Sync,
-) -> Vec<u32>
-where
-    K: Fn(f32) -> u32 + Copy + Sync,
-{
-    if !runs {
-        let mut max = vec![0u32; num_blocks];
-        for (i, &v) in x.iter().enumerate() {
-            let m = &mut max[locate(i).0];
-            *m = (*m).max(key(v));
-        }
-        return max;
-    }
-    let max: Vec<AtomicU32> = (0..num_blocks).map(|_| AtomicU32::new(0)).collect();
-    for_each_input_chunk(x, |start, inp| {
-        let mut i = 0;
-        while i < inp.len() {
-            let (block, run_end) = locate(start + i);
-            let end = (run_end - start).min(inp.len());
-            let m = max_simd(&inp[i..end], key);
-            if m > 0 {
-                max[block].fetch_max(m, Ordering::Relaxed);
-            }
-            i = end;
-        }
-    });
-    max.into_iter().map(AtomicU32::into_inner).collect()
 }
 
 /// OCP MX: the block maxima (a NaN or infinity makes its block non-finite),
@@ -387,9 +345,7 @@ pub fn mx(
         return Ok(());
     }
     let runs = layout.typical_run() >= MIN_RUN;
-    let max_bits = block_maxima(x, layout.num_blocks(), runs, abs_bits_nan_inf, |i| {
-        (layout.block_of(i), layout.run_end(i))
-    });
+    let max_bits = layout.maxima(x, abs_bits_nan_inf);
     let scales: Vec<Option<i32>> = max_bits.into_iter().map(scale_of).collect();
     with_round_rule!(rounding, rule => {
         for_each_chunk(x, out, |start, inp, outp| {

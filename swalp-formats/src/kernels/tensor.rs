@@ -1,4 +1,6 @@
 //! Tensor kernels: composed tch ops on `Double` tensors, for any device.
+//! Every op is the fallible `f_` form, so a libtorch failure is an error of
+//! the call, never a panic.
 
 use swalp_core::{
     kernel::tensor::{draws, exponent, pow2, round_to_fixed_grid, round_to_grid},
@@ -6,10 +8,10 @@ use swalp_core::{
     RandomStream, Result, Rounding,
 };
 
-use crate::{Block, BlockFloat, FixedPoint, FloatFormat};
+use crate::{BlockFloat, FixedPoint, FloatFormat};
 
-fn scalar(x: &Tensor, v: f64) -> Tensor {
-    Tensor::scalar_tensor(v, (Kind::Double, x.device()))
+fn scalar(x: &Tensor, v: f64) -> Result<Tensor> {
+    Ok(Tensor::f_scalar_tensor(v, (Kind::Double, x.device()))?)
 }
 
 /// Fixed point; see [`native::fixed`](super::native::fixed).
@@ -18,16 +20,16 @@ pub fn fixed(
     x: &Tensor,
     rounding: Rounding,
     random: Option<RandomStream>,
-) -> Tensor {
-    let r = draws(random, x);
-    let n = round_to_fixed_grid(x, -format.fl(), rounding, r.as_ref());
+) -> Result<Tensor> {
+    let r = draws(random, x)?;
+    let n = round_to_fixed_grid(x, -format.fl(), rounding, r.as_ref())?;
     let n = if format.clamps() {
         let (lo, hi) = format.int_range();
-        n.clamp(lo, hi)
+        n.f_clamp(lo, hi)?
     } else {
         n
     };
-    n * format.step()
+    Ok(n.f_mul_scalar(format.step())?)
 }
 
 /// Floating point; see [`native::float`](super::native::float).
@@ -36,30 +38,30 @@ pub fn float(
     x: &Tensor,
     rounding: Rounding,
     random: Option<RandomStream>,
-) -> Tensor {
-    let r = draws(random, x);
+) -> Result<Tensor> {
+    let r = draws(random, x)?;
     let man = i64::from(format.man_bits());
     let (emin, emax) = (i64::from(format.emin()), i64::from(format.emax()));
-    let e = exponent(x).clamp_max(emax);
+    let e = exponent(x)?.f_clamp_max(emax)?;
     let k = if format.has_subnormals() {
-        e.clamp_min(emin) - man
+        e.f_clamp_min(emin)?.f_sub_scalar(man)?
     } else {
         // Below 2^emin the only values are 0 and ±2^emin: a step of 2^emin.
-        (&e - man).where_self(
-            &e.ge(emin),
-            &Tensor::scalar_tensor(emin, (Kind::Int64, x.device())),
-        )
+        e.f_sub_scalar(man)?.f_where_self(
+            &e.f_ge(emin)?,
+            &Tensor::f_scalar_tensor(emin, (Kind::Int64, x.device()))?,
+        )?
     };
-    let y = round_to_grid(x, &k, rounding, r.as_ref()) * pow2(&k);
-    let negative = x.lt(0.0);
-    let overflow = scalar(x, format.overflow_value(true, rounding)).where_self(
+    let y = round_to_grid(x, &k, rounding, r.as_ref())?.f_mul(&pow2(&k)?)?;
+    let negative = x.f_lt(0.0)?;
+    let overflow = scalar(x, format.overflow_value(true, rounding))?.f_where_self(
         &negative,
-        &scalar(x, format.overflow_value(false, rounding)),
-    );
-    let y = overflow.where_self(&y.abs().gt(format.max_value()), &y);
-    let infinity = scalar(x, format.infinity_value(true))
-        .where_self(&negative, &scalar(x, format.infinity_value(false)));
-    infinity.where_self(&x.isinf(), &y)
+        &scalar(x, format.overflow_value(false, rounding))?,
+    )?;
+    let y = overflow.f_where_self(&y.f_abs()?.f_gt(format.max_value())?, &y)?;
+    let infinity = scalar(x, format.infinity_value(true))?
+        .f_where_self(&negative, &scalar(x, format.infinity_value(false))?)?;
+    Ok(infinity.f_where_self(&x.f_isinf()?, &y)?)
 }
 
 /// Block floating point; see [`native::block`](super::native::block).
@@ -72,53 +74,20 @@ pub fn block(
     let shape: Vec<usize> = x.size().iter().map(|&d| d as usize).collect();
     // Validates the block dimensions against the shape, as the native kernel does.
     format.layout(&shape)?;
-    let magnitude = x.abs().masked_fill(&x.isnan(), 0.0);
-    let max_abs = block_max(&magnitude, format.block_for(shape.len()));
+    let magnitude = x.f_abs()?.f_masked_fill(&x.f_isnan()?, 0.0)?;
+    let max_abs = format.block_for(shape.len()).amax(&magnitude)?;
     let (lo, hi) = format.exponent_range();
-    let shared = exponent(&max_abs).clamp(i64::from(lo), i64::from(hi));
-    let k = shared - i64::from(format.wl() as i32 - 2);
-    let r = draws(random, x);
+    let shared = exponent(&max_abs)?.f_clamp(i64::from(lo), i64::from(hi))?;
+    let k = shared.f_sub_scalar(i64::from(format.wl() as i32 - 2))?;
+    let r = draws(random, x)?;
     let (nlo, nhi) = format.int_range();
-    let n = round_to_grid(x, &k, rounding, r.as_ref()).clamp(nlo, nhi);
+    let n = round_to_grid(x, &k, rounding, r.as_ref())?.f_clamp(nlo, nhi)?;
     // At the largest steps the lowest integer is -nhi: where -2^(wl-1) · 2^k
     // would be -2^128 or beyond, k + wl - 1 >= 128; see `int_range_at`.
     let top = i64::from(129 - format.wl() as i32);
-    let beyond_f32 = k.ge(top).logical_and(&n.eq(nlo));
-    let n = scalar(x, -nhi).where_self(&beyond_f32, &n);
-    Ok(n * pow2(&k))
-}
-
-/// The maximum of `magnitude` over each element's block, broadcastable to it.
-fn block_max(magnitude: &Tensor, block: &Block) -> Tensor {
-    let ndim = magnitude.dim() as i64;
-    match block {
-        Block::Tensor => magnitude.amax(Vec::<i64>::new(), true),
-        Block::Dims(dims) => {
-            let reduced: Vec<i64> = (0..ndim)
-                .filter(|d| !dims.contains(&(*d as usize)))
-                .collect();
-            if reduced.is_empty() {
-                magnitude.shallow_clone()
-            } else {
-                magnitude.amax(reduced, true)
-            }
-        }
-        Block::Chunks { size, dim } => {
-            let size = *size as i64;
-            let moved = magnitude.movedim([*dim as i64], [ndim - 1]);
-            let len = moved.size()[ndim as usize - 1];
-            let groups = (len + size - 1) / size;
-            let padded = moved.constant_pad_nd([0, groups * size - len]);
-            let mut grouped_shape = padded.size();
-            grouped_shape.pop();
-            grouped_shape.extend([groups, size]);
-            let maxima = padded.reshape(&grouped_shape).amax([-1], true);
-            let spread = maxima.expand(&grouped_shape, false).reshape(padded.size());
-            spread
-                .narrow(ndim - 1, 0, len)
-                .movedim([ndim - 1], [*dim as i64])
-        }
-    }
+    let beyond_f32 = k.f_ge(top)?.f_logical_and(&n.f_eq(nlo)?)?;
+    let n = scalar(x, -nhi)?.f_where_self(&beyond_f32, &n)?;
+    Ok(n.f_mul(&pow2(&k)?)?)
 }
 
 /// OCP MX; see [`native::mx`](super::native::mx).
@@ -129,36 +98,38 @@ pub fn mx(
     random: Option<RandomStream>,
 ) -> Result<Tensor> {
     let shape: Vec<usize> = x.size().iter().map(|&d| d as usize).collect();
-    let layout = format.layout(&shape, swalp_core::Backend::Tensor)?;
+    let block = format.block(&shape, swalp_core::Backend::Tensor)?;
     // A 0-dimensional tensor is one block of one element.
     let flat = if shape.is_empty() {
-        x.reshape([1])
+        x.f_reshape([1])?
     } else {
         x.shallow_clone()
     };
-    let finite = flat.isfinite();
-    let magnitude = flat.abs().masked_fill(&finite.logical_not(), f64::INFINITY);
-    let chunks = Block::Chunks {
-        size: format.block_size(),
-        dim: layout.dim(),
-    };
-    let max_abs = block_max(&magnitude, &chunks);
+    let finite = flat.f_isfinite()?;
+    let magnitude = flat
+        .f_abs()?
+        .f_masked_fill(&finite.f_logical_not()?, f64::INFINITY)?;
+    let max_abs = block.amax(&magnitude)?;
     let elem = format.elem();
     let (lo, hi) = (
         i64::from(crate::mx::SCALE_EXP_MIN),
         i64::from(crate::mx::SCALE_EXP_MAX),
     );
     // Zero (and subnormal) maxima read as exponent -1023 and clamp to 2^-127.
-    let s = (exponent(&max_abs) - i64::from(elem.emax())).clamp(lo, hi);
-    let e = (exponent(&flat) - &s).clamp(i64::from(elem.emin()), i64::from(elem.emax()));
-    let k = e - i64::from(elem.man_bits()) + &s;
-    let r = draws(random, &flat);
-    let y = round_to_grid(&flat, &k, rounding, r.as_ref()) * pow2(&k);
-    let limit = pow2(&s) * elem.max_value();
+    let s = exponent(&max_abs)?
+        .f_sub_scalar(i64::from(elem.emax()))?
+        .f_clamp(lo, hi)?;
+    let e = exponent(&flat)?
+        .f_sub(&s)?
+        .f_clamp(i64::from(elem.emin()), i64::from(elem.emax()))?;
+    let k = e.f_sub_scalar(i64::from(elem.man_bits()))?.f_add(&s)?;
+    let r = draws(random, &flat)?;
+    let y = round_to_grid(&flat, &k, rounding, r.as_ref())?.f_mul(&pow2(&k)?)?;
+    let limit = pow2(&s)?.f_mul_scalar(elem.max_value())?;
     let y = limit
-        .copysign(&y)
-        .where_self(&y.abs().gt_tensor(&limit), &y);
-    let nan = scalar(&flat, f64::NAN);
-    let y = nan.where_self(&max_abs.isfinite().logical_not(), &y);
-    Ok(y.reshape(x.size()))
+        .f_copysign(&y)?
+        .f_where_self(&y.f_abs()?.f_gt_tensor(&limit)?, &y)?;
+    let nan = scalar(&flat, f64::NAN)?;
+    let y = nan.f_where_self(&max_abs.f_isfinite()?.f_logical_not()?, &y)?;
+    Ok(y.f_reshape(x.size())?)
 }

@@ -1,7 +1,8 @@
 //! Native CPU kernel: one pass for the block maxima, one to round.
 
 use swalp_core::{
-    kernel::native::{draw, map_indexed},
+    block::BlockLayout,
+    kernel::native::{abs_bits_finite, draw, map_indexed},
     RandomStream, Result, Rounding,
 };
 
@@ -16,19 +17,21 @@ pub fn int(
     rounding: Rounding,
     random: Option<RandomStream>,
 ) -> Result<()> {
-    let (blocks, run) = format.blocks(shape)?;
-    let block_of = |i: usize| (i / run) % blocks;
-    let mut max_abs = vec![0.0f64; blocks];
-    for (i, &v) in x.iter().enumerate() {
-        let a = f64::from(v).abs();
-        // NaN and infinities never set the scale.
-        if a.is_finite() && a > max_abs[block_of(i)] {
-            max_abs[block_of(i)] = a;
-        }
-    }
+    let block = format.block(shape)?;
+    let layout = BlockLayout::new(&block, shape).map_err(|e| swalp_core::Error::Unsupported {
+        format: "int".into(),
+        backend: swalp_core::Backend::Native,
+        reason: e.to_string(),
+    })?;
+    // NaN and infinities never set the scale.
+    let max_abs: Vec<f64> = layout
+        .maxima(x, abs_bits_finite)
+        .into_iter()
+        .map(|bits| f64::from(f32::from_bits(bits)))
+        .collect();
     let q = format.levels();
     map_indexed(x, out, |i, v| {
-        let m = max_abs[block_of(i)];
+        let m = max_abs[layout.block_of(i)];
         let divisor = if m == 0.0 { 1.0 } else { m };
         let t = f64::from(v) * q / divisor;
         let n = rounding.round_int(t, draw(random, i)).clamp(-q, q);

@@ -16,29 +16,21 @@ pub fn int(
     rounding: Rounding,
     random: Option<RandomStream>,
 ) -> Result<Tensor> {
-    let ndim = x.dim();
-    let dim = format.channel_dim(ndim)?;
-    let magnitude = x.abs().masked_fill(&x.isfinite().logical_not(), 0.0);
-    let m = match dim {
-        None => magnitude.amax(Vec::<i64>::new(), true),
-        Some(d) => {
-            let others: Vec<i64> = (0..ndim as i64).filter(|&i| i != d as i64).collect();
-            if others.is_empty() {
-                magnitude
-            } else {
-                magnitude.amax(others, true)
-            }
-        }
-    };
-    let divisor = m.ones_like().where_self(&m.eq(0.0), &m);
+    let shape: Vec<usize> = x.size().iter().map(|&d| d as usize).collect();
+    let block = format.block(&shape)?;
+    let magnitude = x
+        .f_abs()?
+        .f_masked_fill(&x.f_isfinite()?.f_logical_not()?, 0.0)?;
+    let m = block.amax(&magnitude)?;
+    let divisor = m.f_ones_like()?.f_where_self(&m.f_eq(0.0)?, &m)?;
     let q = format.levels();
     // Divisions by a tensor on x's device, never by a Rust scalar: CUDA
     // turns division by a host scalar into multiplication by its
     // reciprocal, which rounds differently.
-    let q_tensor = Tensor::scalar_tensor(q, (Kind::Double, x.device()));
-    let t = (x * &q_tensor) / divisor;
+    let q_tensor = Tensor::f_scalar_tensor(q, (Kind::Double, x.device()))?;
+    let t = x.f_mul(&q_tensor)?.f_div(&divisor)?;
     let n = rounding
-        .round_int_tensor(&t, draws(random, x).as_ref())
-        .clamp(-q, q);
-    Ok((n * m) / q_tensor)
+        .round_int_tensor(&t, draws(random, x)?.as_ref())?
+        .f_clamp(-q, q)?;
+    Ok(n.f_mul(&m)?.f_div(&q_tensor)?)
 }

@@ -2,21 +2,22 @@
 //!
 //! The same computation as [`native::posit`](super::native::posit), with
 //! every branch evaluated for every element and the right one selected.
+//! Every op is the fallible `f_` form: a libtorch failure is an error.
 
 use swalp_core::{
     kernel::tensor::{draws, exponent, pow2, round_to_grid},
     tch::{Kind, Tensor},
-    RandomStream, Rounding,
+    RandomStream, Result, Rounding,
 };
 
 use crate::{Binade, Posit};
 
-fn scalar(x: &Tensor, v: f64) -> Tensor {
-    Tensor::scalar_tensor(v, (Kind::Double, x.device()))
+fn scalar(x: &Tensor, v: f64) -> Result<Tensor> {
+    Ok(Tensor::f_scalar_tensor(v, (Kind::Double, x.device()))?)
 }
 
-fn column(x: &Tensor, values: Vec<i64>) -> Tensor {
-    Tensor::from_slice(&values).to_device(x.device())
+fn column(x: &Tensor, values: Vec<i64>) -> Result<Tensor> {
+    Ok(Tensor::f_from_slice(&values)?.f_to_device(x.device())?)
 }
 
 /// Rounds every element of the `Double` tensor `x` to `format`.
@@ -25,23 +26,23 @@ pub fn posit(
     x: &Tensor,
     rounding: Rounding,
     random: Option<RandomStream>,
-) -> Tensor {
+) -> Result<Tensor> {
     let scale = format.scale();
-    let a = x.abs();
+    let a = x.f_abs()?;
     let y = if scale == 0 {
         // posit<2, es>: every nonzero value saturates to ±1 below.
         x.shallow_clone()
     } else {
-        in_range(format, x, &a, rounding, random)
+        in_range(format, x, &a, rounding, random)?
     };
-    let y = scalar(x, format.maxpos())
-        .copysign(x)
-        .where_self(&a.ge(format.maxpos()), &y);
-    let y = scalar(x, format.minpos())
-        .copysign(x)
-        .where_self(&a.le(format.minpos()), &y);
-    let y = scalar(x, 0.0).where_self(&x.eq(0.0), &y);
-    scalar(x, f64::NAN).where_self(&x.isfinite().logical_not(), &y)
+    let y = scalar(x, format.maxpos())?
+        .f_copysign(x)?
+        .f_where_self(&a.f_ge(format.maxpos())?, &y)?;
+    let y = scalar(x, format.minpos())?
+        .f_copysign(x)?
+        .f_where_self(&a.f_le(format.minpos())?, &y)?;
+    let y = scalar(x, 0.0)?.f_where_self(&x.f_eq(0.0)?, &y)?;
+    Ok(scalar(x, f64::NAN)?.f_where_self(&x.f_isfinite()?.f_logical_not()?, &y)?)
 }
 
 /// The rounding of values strictly between minpos and maxpos; other
@@ -52,11 +53,11 @@ fn in_range(
     a: &Tensor,
     rounding: Rounding,
     random: Option<RandomStream>,
-) -> Tensor {
+) -> Result<Tensor> {
     let scale = i64::from(format.scale());
-    let r = draws(random, x);
-    let s = exponent(a).clamp(-scale, scale - 1);
-    let index = &s + scale;
+    let r = draws(random, x)?;
+    let s = exponent(a)?.f_clamp(-scale, scale - 1)?;
+    let index = s.f_add_scalar(scale)?;
     // One column per field of the binade table, looked up per element.
     let (mut step, mut tie_down, mut sparse) = (vec![], vec![], vec![]);
     let (mut low, mut gap, mut tie_up) = (vec![], vec![], vec![]);
@@ -88,37 +89,41 @@ fn in_range(
             }
         }
     }
-    let lookup = |values: Vec<i64>| column(x, values).take(&index);
+    let lookup = |values: Vec<i64>| -> Result<Tensor> { Ok(column(x, values)?.f_take(&index)?) };
     let any_sparse = sparse.contains(&1);
     let any_tie_down = tie_down.contains(&1);
 
-    let step = lookup(step);
-    let mut y = round_to_grid(x, &step, rounding, r.as_ref()) * pow2(&step);
+    let step = lookup(step)?;
+    let mut y = round_to_grid(x, &step, rounding, r.as_ref())?.f_mul(&pow2(&step)?)?;
     if any_tie_down && rounding == Rounding::NearestEven {
-        let lower = pow2(&s);
-        let tie = lookup(tie_down)
-            .eq(1)
-            .logical_and(&a.eq_tensor(&(&lower * 1.5)));
-        y = lower.copysign(x).where_self(&tie, &y);
+        let lower = pow2(&s)?;
+        let tie = lookup(tie_down)?
+            .f_eq(1)?
+            .f_logical_and(&a.f_eq_tensor(&lower.f_mul_scalar(1.5)?)?)?;
+        y = lower.f_copysign(x)?.f_where_self(&tie, &y)?;
     }
     if any_sparse {
-        let low = lookup(low);
-        let gap = lookup(gap);
+        let low = lookup(low)?;
+        let gap = lookup(gap)?;
         let up = if rounding == Rounding::NearestEven {
-            let mid = &low + gap.floor_divide_scalar(2);
-            let at_mid = s
-                .eq_tensor(&mid)
-                .logical_and(&a.gt_tensor(&pow2(&mid)).logical_or(&lookup(tie_up).eq(1)));
-            s.gt_tensor(&mid).logical_or(&at_mid)
+            let mid = low.f_add(&gap.f_floor_divide_scalar(2)?)?;
+            let above_mid = a
+                .f_gt_tensor(&pow2(&mid)?)?
+                .f_logical_or(&lookup(tie_up)?.f_eq(1)?)?;
+            let at_mid = s.f_eq_tensor(&mid)?.f_logical_and(&above_mid)?;
+            s.f_gt_tensor(&mid)?.f_logical_or(&at_mid)?
         } else {
-            let t = (a * pow2(&low.neg()) - 1.0) / (pow2(&gap) - 1.0);
-            let t = t.neg().where_self(&x.lt(0.0), &t);
-            rounding.round_int_tensor(&t, r.as_ref()).ne(0.0)
+            let t = a
+                .f_mul(&pow2(&low.f_neg()?)?)?
+                .f_sub_scalar(1.0)?
+                .f_div(&pow2(&gap)?.f_sub_scalar(1.0)?)?;
+            let t = t.f_neg()?.f_where_self(&x.f_lt(0.0)?, &t)?;
+            rounding.round_int_tensor(&t, r.as_ref())?.f_ne(0.0)?
         };
-        let sparse_y = pow2(&(&low + &gap))
-            .where_self(&up, &pow2(&low))
-            .copysign(x);
-        y = sparse_y.where_self(&lookup(sparse).eq(1), &y);
+        let sparse_y = pow2(&low.f_add(&gap)?)?
+            .f_where_self(&up, &pow2(&low)?)?
+            .f_copysign(x)?;
+        y = sparse_y.f_where_self(&lookup(sparse)?.f_eq(1)?, &y)?;
     }
-    y
+    Ok(y)
 }

@@ -2,23 +2,26 @@
 //!
 //! Every format in swalp reduces rounding to one question: a value `v`, already
 //! scaled so that the format's neighbouring representable values are the
-//! integers `floor(v)` and `floor(v) + 1`, goes to which of the two? This module
-//! answers it once, for the native CPU kernels ([`Rounding::round_int`]) and for
-//! tensor kernels ([`Rounding::round_int_tensor`]), with the same decision rule,
-//! so both backends agree bit for bit.
-//!
-//! The rule is evaluated on `floor(v)` and the exact fraction `v - floor(v)`,
-//! never on `v + 0.5`: adding a constant can round away low bits and move a
-//! value across a tie, which is the double-rounding trap QPyTorch's kernels fall
-//! into.
+//! integers `floor(v)` and `floor(v) + 1`, goes to which of the two?
+//! [`Rounding`] names the answer a spec asks for; [`rule`] gives it, once,
+//! for scalars ([`Rounding::round_int`]), the native kernels
+//! ([`with_round_rule!`](crate::with_round_rule)) and tensors
+//! ([`Rounding::round_int_tensor`]), so every backend agrees bit for bit.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 use crate::error::SpecError;
+
+pub mod rule;
+
+pub use rule::{
+    DownRule, Lanes, NearestAwayRule, NearestEvenRule, NearestUpRule, RoundRule, StochasticRule,
+    TowardZeroRule, UpRule,
+};
 
 /// Number of random bits used by plain `"stochastic"` rounding.
 pub const FULL_STOCHASTIC_BITS: u8 = 32;
@@ -118,7 +121,7 @@ impl Rounding {
 
     /// Rounds `v` to an integer. `random` is a uniform 32-bit draw, used only
     /// by stochastic rounding (its top `bits` bits). Non-finite `v` is
-    /// returned unchanged.
+    /// returned unchanged. The rule is [`RoundRule`]'s, as in every kernel.
     ///
     /// ```
     /// use swalp_core::Rounding;
@@ -128,78 +131,25 @@ impl Rounding {
     /// ```
     #[inline]
     pub fn round_int(self, v: f64, random: u32) -> f64 {
-        let floor = v.floor();
-        // Exact, except for negative v closer to 0 than 2^-53, where 1 - |v|
-        // is not representable and rounds to 1.0; every rule below then
-        // decides as it would for the exact fraction (just below 1).
-        let frac = v - floor;
-        if frac == 0.0 || !v.is_finite() {
-            return v;
-        }
-        let up = match self {
-            Rounding::NearestEven => frac > 0.5 || (frac == 0.5 && floor % 2.0 != 0.0),
-            Rounding::NearestAway => frac > 0.5 || (frac == 0.5 && v > 0.0),
-            Rounding::NearestUp => frac >= 0.5,
-            Rounding::TowardZero => v < 0.0,
-            Rounding::Down => false,
-            Rounding::Up => true,
-            Rounding::Stochastic { bits } => {
-                let one = (1u64 << bits) as f64;
-                // floor(frac * 2^bits) is exact; the sum fits in 33 bits.
-                let truncated = (frac * one).floor() as u64;
-                let draw = u64::from(random) >> (32 - u32::from(bits));
-                truncated + draw >= (1u64 << bits)
-            }
-        };
-        let rounded = if up { floor + 1.0 } else { floor };
-        // A value rounded to zero keeps its sign, as IEEE rounding does.
-        rounded.abs().copysign(v)
+        crate::with_round_rule!(self, rule => rule.round(v, random))
     }
 
     /// Tensor form of [`round_int`](Self::round_int): rounds every element of
     /// the `Double` tensor `v` to an integer with exactly the same decisions.
     /// `random` holds one uniform 32-bit draw per element (as `Int64`) and is
-    /// required by stochastic rounding only.
-    pub fn round_int_tensor(self, v: &Tensor, random: Option<&Tensor>) -> Tensor {
+    /// required by stochastic rounding only (without it, stochastic rounding
+    /// is an error).
+    ///
+    /// ```
+    /// use swalp_core::{tch::Tensor, Rounding};
+    /// let x = Tensor::from_slice(&[2.5f64, -0.25]);
+    /// let y = Rounding::NearestAway.round_int_tensor(&x, None)?;
+    /// assert_eq!(Vec::<f64>::try_from(&y)?, [3.0, -0.0]);
+    /// # Ok::<(), swalp_core::tch::TchError>(())
+    /// ```
+    pub fn round_int_tensor(self, v: &Tensor, random: Option<&Tensor>) -> Result<Tensor, TchError> {
         debug_assert_eq!(v.kind(), Kind::Double);
-        // Rounding never flips a sign, so |rounded| with v's sign only fixes
-        // the sign of zeros (floor(-0.3) + 1 is +0, IEEE says -0).
-        self.round_int_unsigned_zero(v, random).abs().copysign(v)
-    }
-
-    fn round_int_unsigned_zero(self, v: &Tensor, random: Option<&Tensor>) -> Tensor {
-        match self {
-            Rounding::NearestEven => v.round(),
-            Rounding::Down => v.floor(),
-            Rounding::Up => v.ceil(),
-            Rounding::TowardZero => v.trunc(),
-            Rounding::NearestAway => {
-                let floor = v.floor();
-                let frac = v - &floor;
-                let up = frac
-                    .gt(0.5)
-                    .logical_or(&frac.eq(0.5).logical_and(&v.gt(0.0)));
-                floor + up.to_kind(Kind::Double)
-            }
-            Rounding::NearestUp => {
-                let floor = v.floor();
-                let frac = v - &floor;
-                floor + frac.ge(0.5).to_kind(Kind::Double)
-            }
-            Rounding::Stochastic { bits } => {
-                let random = random.expect("stochastic rounding needs random bits");
-                let floor = v.floor();
-                let one = (1u64 << bits) as f64;
-                let truncated = ((v - &floor) * one).floor();
-                let draw = random
-                    .bitwise_right_shift_tensor_scalar(32 - i64::from(bits))
-                    .to_kind(Kind::Double);
-                let up = (truncated + draw).ge(one);
-                // Non-finite values pass through, as in the scalar rule.
-                let rounded = &floor + up.to_kind(Kind::Double);
-                rounded.where_self(&v.isfinite(), v)
-            }
-        }
+        crate::with_round_rule!(self, rule => rule.round_lanes(v, random))
     }
 
     /// The spec value for this mode: a string, or a table for limited-bit

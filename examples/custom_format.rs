@@ -32,7 +32,9 @@ impl NumberFormat for Ternary {
         "ternary"
     }
     fn params(&self) -> toml::Table {
-        toml::Table::from_iter([("per_row".to_string(), self.per_row.into())])
+        let mut spec = toml::Table::new();
+        PER_ROW.put(&mut spec, self.per_row);
+        spec
     }
     fn bits_per_value(&self) -> f64 {
         3f64.log2() // the scale is shared by a whole tensor or row
@@ -55,24 +57,24 @@ impl NumberFormat for Ternary {
     }
 }
 
-const PARAMS: &[ParamInfo] = &[ParamInfo::optional(
+// The key, its default and its help, declared once: parsing, `params()` and
+// `swalp-cli formats` all read this.
+const PER_ROW: ParamInfo = ParamInfo::boolean(
     "per_row",
-    "boolean",
-    "false",
-    "true | false",
+    false,
     "one scale per row (dim 0) instead of per tensor",
-)];
+);
 
 fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
     Ok(Box::new(Ternary {
-        per_row: p.bool_or("per_row", false)?,
+        per_row: p.boolean(&PER_ROW)?,
     }))
 }
 
 swalp_core::register_format!(FormatFactory {
     name: "ternary",
     summary: "TernGrad's values -s, 0, s with s = max|x| per tensor or per row",
-    params: PARAMS,
+    params: &[PER_ROW],
     build,
 });
 

@@ -7,99 +7,255 @@ use std::str::FromStr;
 use crate::backend::Backend;
 use crate::error::{closest, SpecError};
 
-/// One parameter a format accepts, as listed by `swalp-cli formats`.
+/// What a format parameter accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allowed {
+    /// An integer in `min..=max`.
+    Int {
+        /// The smallest value.
+        min: i64,
+        /// The largest value.
+        max: i64,
+    },
+    /// `true` or `false`.
+    Bool,
+    /// One of these strings.
+    Choice(&'static [&'static str]),
+    /// A value with its own syntax, which the format parses from
+    /// [`Params::raw`] (a block, a dimension or `"tensor"`, ...).
+    Other {
+        /// TOML type, for humans (`string or table`).
+        kind: &'static str,
+        /// The syntax, for humans.
+        syntax: &'static str,
+    },
+}
+
+/// A parameter's default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamDefault {
+    /// The spec must give the key.
+    Required,
+    /// Absent means this value.
+    Value(DefaultValue),
+    /// Absent means something the help text describes (no fixed value).
+    Computed,
+}
+
+/// A fixed default value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    Str(&'static str),
+}
+
+impl DefaultValue {
+    fn to_toml(self) -> toml::Value {
+        match self {
+            DefaultValue::Int(i) => i.into(),
+            DefaultValue::Bool(b) => b.into(),
+            DefaultValue::Str(s) => s.into(),
+        }
+    }
+}
+
+/// One parameter a format accepts: its key, the values allowed, its default
+/// and what it means, declared once. Parsing ([`Params::int`] and the other
+/// getters read the range and default from it), a format's `params()`
+/// ([`put`](Self::put)), its constructor's checks ([`check`](Self::check))
+/// and `swalp-cli formats` all derive from this declaration.
 ///
 /// ```
-/// use swalp_core::ParamInfo;
-/// const WL: ParamInfo = ParamInfo::required("wl", "integer", "1..=24", "word length in bits");
-/// assert_eq!(WL.default, None);
+/// use swalp_core::{ParamInfo, Params};
+/// const WL: ParamInfo = ParamInfo::int("wl", 2, 24, "word length in bits");
+/// const EBIT: ParamInfo = ParamInfo::int("ebit", 1, 8, "exponent bits").default_int(8);
+/// assert_eq!(WL.allowed_text(), "2..=24");
+/// assert_eq!(EBIT.default_text().as_deref(), Some("8"));
+///
+/// let table: toml::Table = toml::from_str("wl = 8")?;
+/// let mut p = Params::new("bfp", &table, &[WL, EBIT]);
+/// assert_eq!((p.int(&WL)?, p.int(&EBIT)?), (8, 8));
+/// p.finish()?;
+///
+/// let mut spec = toml::Table::new();
+/// WL.put(&mut spec, 8);
+/// assert_eq!(spec["wl"].as_integer(), Some(8));
+/// assert!(WL.check(&toml::Value::Integer(30)).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParamInfo {
     /// Key in the spec table.
     pub name: &'static str,
-    /// TOML type: `integer`, `boolean`, `string`, `table`, ...
-    pub kind: &'static str,
-    /// Default as TOML text, if the key has a fixed one.
-    pub default: Option<&'static str>,
-    /// Whether the spec must give the key.
-    pub required: bool,
-    /// The values allowed, for humans (`1..=24`, `"ieee" | "none"`).
-    pub allowed: &'static str,
+    /// The values allowed.
+    pub allowed: Allowed,
+    /// The default.
+    pub default: ParamDefault,
     /// One line on what it means.
     pub help: &'static str,
 }
 
 impl ParamInfo {
-    /// A parameter the spec must give.
-    ///
-    /// ```
-    /// use swalp_core::ParamInfo;
-    /// let wl = ParamInfo::required("wl", "integer", "2..=24", "word length in bits");
-    /// assert!(wl.required && wl.default.is_none());
-    /// ```
-    pub const fn required(
-        name: &'static str,
-        kind: &'static str,
-        allowed: &'static str,
-        help: &'static str,
-    ) -> Self {
+    /// A required integer in `min..=max`.
+    pub const fn int(name: &'static str, min: i64, max: i64, help: &'static str) -> Self {
         ParamInfo {
             name,
-            kind,
-            default: None,
-            required: true,
-            allowed,
+            allowed: Allowed::Int { min, max },
+            default: ParamDefault::Required,
             help,
         }
     }
 
-    /// An optional parameter whose absence means something the help text
-    /// describes (no fixed default value).
+    /// A boolean, `default` when absent.
     ///
     /// ```
     /// use swalp_core::ParamInfo;
-    /// let scale = ParamInfo::optional_without_default("scale", "float", "> 0", "absent: no scaling");
-    /// assert!(!scale.required && scale.default.is_none());
+    /// const CLAMP: ParamInfo = ParamInfo::boolean("clamp", true, "saturate");
+    /// assert_eq!(CLAMP.default_text().as_deref(), Some("true"));
     /// ```
-    pub const fn optional_without_default(
-        name: &'static str,
-        kind: &'static str,
-        allowed: &'static str,
-        help: &'static str,
-    ) -> Self {
+    pub const fn boolean(name: &'static str, default: bool, help: &'static str) -> Self {
         ParamInfo {
             name,
-            kind,
-            default: None,
-            required: false,
-            allowed,
+            allowed: Allowed::Bool,
+            default: ParamDefault::Value(DefaultValue::Bool(default)),
             help,
         }
     }
 
-    /// A parameter with a default (TOML text such as `8` or `"ieee"`).
+    /// A required string, one of `choices`.
     ///
     /// ```
     /// use swalp_core::ParamInfo;
-    /// let clamp = ParamInfo::optional("clamp", "boolean", "true", "true | false", "saturate");
-    /// assert_eq!((clamp.required, clamp.default), (false, Some("true")));
+    /// const SPECIALS: ParamInfo =
+    ///     ParamInfo::choice("specials", &["ieee", "none"], "top exponent").default_str("ieee");
+    /// assert_eq!(SPECIALS.allowed_text(), "\"ieee\" | \"none\"");
     /// ```
-    pub const fn optional(
+    pub const fn choice(
         name: &'static str,
-        kind: &'static str,
-        default: &'static str,
-        allowed: &'static str,
+        choices: &'static [&'static str],
         help: &'static str,
     ) -> Self {
         ParamInfo {
             name,
-            kind,
-            default: Some(default),
-            required: false,
-            allowed,
+            allowed: Allowed::Choice(choices),
+            default: ParamDefault::Required,
             help,
         }
+    }
+
+    /// A required value with its own syntax (read with [`Params::raw`]).
+    pub const fn other(
+        name: &'static str,
+        kind: &'static str,
+        syntax: &'static str,
+        help: &'static str,
+    ) -> Self {
+        ParamInfo {
+            name,
+            allowed: Allowed::Other { kind, syntax },
+            default: ParamDefault::Required,
+            help,
+        }
+    }
+
+    /// This parameter with the integer default `value`.
+    pub const fn default_int(self, value: i64) -> Self {
+        self.with_default(ParamDefault::Value(DefaultValue::Int(value)))
+    }
+
+    /// This parameter with the string default `value`.
+    pub const fn default_str(self, value: &'static str) -> Self {
+        self.with_default(ParamDefault::Value(DefaultValue::Str(value)))
+    }
+
+    /// This parameter optional, its absence meaning what the help text says.
+    pub const fn computed_default(self) -> Self {
+        self.with_default(ParamDefault::Computed)
+    }
+
+    const fn with_default(self, default: ParamDefault) -> Self {
+        ParamInfo {
+            name: self.name,
+            allowed: self.allowed,
+            default,
+            help: self.help,
+        }
+    }
+
+    /// Whether a spec must give the key.
+    pub fn required(&self) -> bool {
+        self.default == ParamDefault::Required
+    }
+
+    /// TOML type, for humans: `integer`, `boolean`, `string`, ...
+    pub fn kind(&self) -> &'static str {
+        match self.allowed {
+            Allowed::Int { .. } => "integer",
+            Allowed::Bool => "boolean",
+            Allowed::Choice(_) => "string",
+            Allowed::Other { kind, .. } => kind,
+        }
+    }
+
+    /// The values allowed, for humans (`2..=24`, `"ieee" | "none"`).
+    pub fn allowed_text(&self) -> String {
+        match self.allowed {
+            Allowed::Int { min, max } => format!("{min}..={max}"),
+            Allowed::Bool => "true | false".into(),
+            Allowed::Choice(choices) => choices
+                .iter()
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            Allowed::Other { syntax, .. } => syntax.into(),
+        }
+    }
+
+    /// The default as TOML text, when it is a fixed value.
+    pub fn default_text(&self) -> Option<String> {
+        match self.default {
+            ParamDefault::Value(v) => Some(v.to_toml().to_string()),
+            ParamDefault::Required | ParamDefault::Computed => None,
+        }
+    }
+
+    /// Checks `value` against [`allowed`](Self::allowed) (a value with its
+    /// own syntax is the format's to check).
+    pub fn check(&self, value: &toml::Value) -> Result<(), SpecError> {
+        let ok = match (self.allowed, value) {
+            (Allowed::Int { min, max }, toml::Value::Integer(i)) => (min..=max).contains(i),
+            (Allowed::Bool, toml::Value::Boolean(_)) => true,
+            (Allowed::Choice(choices), toml::Value::String(s)) => choices.contains(&s.as_str()),
+            (Allowed::Other { .. }, _) => true,
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(invalid(self.name, value, &self.expected()))
+        }
+    }
+
+    /// What an error says is expected.
+    fn expected(&self) -> String {
+        match self.allowed {
+            Allowed::Int { .. } => format!("an integer in {}", self.allowed_text()),
+            Allowed::Bool => "true or false".into(),
+            _ => self.allowed_text(),
+        }
+    }
+
+    /// Writes `value` under this parameter's key into `spec`: what a
+    /// format's `params()` returns, so a spec rebuilt from it gives the
+    /// same format.
+    pub fn put(&self, spec: &mut toml::Table, value: impl Into<toml::Value>) {
+        let value = value.into();
+        debug_assert!(self.check(&value).is_ok(), "{}: {value}", self.name);
+        spec.insert(self.name.into(), value);
     }
 }
 
@@ -111,15 +267,15 @@ impl ParamInfo {
 ///
 /// ```
 /// use swalp_core::{ParamInfo, Params};
-/// const PARAMS: &[ParamInfo] = &[ParamInfo::required("wl", "integer", "1..=24", "word length")];
+/// const WL: ParamInfo = ParamInfo::int("wl", 1, 24, "word length");
 /// let table: toml::Table = toml::from_str("wl = 8").unwrap();
-/// let mut p = Params::new("fixed", &table, PARAMS);
-/// assert_eq!(p.int("wl", 1..=24).unwrap(), 8);
+/// let mut p = Params::new("fixed", &table, &[WL]);
+/// assert_eq!(p.int(&WL).unwrap(), 8);
 /// p.finish().unwrap();
 ///
 /// let table: toml::Table = toml::from_str("wl = 8\nwll = 3").unwrap();
-/// let mut p = Params::new("fixed", &table, PARAMS);
-/// p.int("wl", 1..=24).unwrap();
+/// let mut p = Params::new("fixed", &table, &[WL]);
+/// p.int(&WL).unwrap();
 /// assert!(p.finish().unwrap_err().to_string().contains("did you mean `wl`"));
 /// ```
 #[derive(Debug)]
@@ -147,26 +303,26 @@ pub const QUANTIZER_KEYS: [&str; 4] = ["format", "rounding", "scale", "backend"]
 /// assert_eq!(names, QUANTIZER_KEYS[1..]);
 /// ```
 pub const QUANTIZER_PARAMS: [ParamInfo; 3] = [
-    ParamInfo::optional(
+    ParamInfo::other(
         "rounding",
         "string or table",
-        "\"nearest-even\"",
         "\"nearest-even\" | \"nearest-away\" | \"nearest-up\" | \"toward-zero\" | \"down\" | \"up\" | \"stochastic\" | { stochastic_bits = 1..=32 }",
         "how a value between two representable neighbours is rounded; stochastic_bits limits the random bits per value",
-    ),
-    ParamInfo::optional_without_default(
+    )
+    .default_str("nearest-even"),
+    ParamInfo::other(
         "scale",
         "float",
         "a positive finite number",
         "round x as Q(x*scale)/scale, on a grid scaled by 1/scale (absent: no scaling)",
-    ),
-    ParamInfo::optional(
+    )
+    .computed_default(),
+    ParamInfo::choice(
         "backend",
-        "string",
-        "\"auto\"",
-        "\"auto\" | \"native\" | \"tensor\"",
+        &Backend::NAMES,
         "kernel: native (Rust, f32 on CPU), tensor (libtorch ops, any device), auto (native when it applies)",
-    ),
+    )
+    .default_str("auto"),
 ];
 
 impl<'a> Params<'a> {
@@ -174,10 +330,11 @@ impl<'a> Params<'a> {
     /// `backend`) for the format named `format` declaring `declared`.
     ///
     /// ```
-    /// use swalp_core::Params;
+    /// use swalp_core::{ParamInfo, Params};
+    /// const WL: ParamInfo = ParamInfo::int("wl", 1, 24, "word length");
     /// let table: toml::Table = toml::from_str("wl = 8")?;
-    /// let mut p = Params::new("fixed", &table, &[]);
-    /// assert_eq!(p.int("wl", 1..=24)?, 8);
+    /// let mut p = Params::new("fixed", &table, &[WL]);
+    /// assert_eq!(p.int(&WL)?, 8);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(format: &'a str, table: &'a toml::Table, declared: &'a [ParamInfo]) -> Self {
@@ -199,113 +356,115 @@ impl<'a> Params<'a> {
         self.format
     }
 
-    /// The raw value of `key`, if present, for parameters with a structured
+    /// The raw value of `param`, if present, for parameters with their own
     /// syntax; marks the key as read.
     ///
     /// ```
-    /// use swalp_core::Params;
+    /// use swalp_core::{ParamInfo, Params};
+    /// const BLOCK: ParamInfo = ParamInfo::other("block", "table", "{ dim = D }", "blocks");
     /// let table: toml::Table = toml::from_str("block = { dim = 0 }")?;
-    /// let mut p = Params::new("bfp", &table, &[]);
-    /// let block = p.raw("block").and_then(|v| v.as_table()).unwrap();
+    /// let mut p = Params::new("bfp", &table, &[BLOCK]);
+    /// let block = p.raw(&BLOCK).and_then(|v| v.as_table()).unwrap();
     /// assert_eq!(block["dim"].as_integer(), Some(0));
     /// p.finish()?; // `block` was read
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn raw(&mut self, key: &'a str) -> Option<&'a toml::Value> {
-        self.read.push(key);
-        self.table.get(key)
+    pub fn raw(&mut self, param: &ParamInfo) -> Option<&'a toml::Value> {
+        self.read.push(param.name);
+        self.table.get(param.name)
     }
 
-    /// A required integer in `range`.
-    ///
-    /// ```
-    /// use swalp_core::{Params, SpecError};
-    /// let table: toml::Table = toml::from_str("wl = 30")?;
-    /// let mut p = Params::new("fixed", &table, &[]);
-    /// assert!(p.int("wl", 1..=24).is_err()); // out of range
-    /// assert!(matches!(p.int("fl", 0..=24), Err(SpecError::MissingKey { .. })));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn int(&mut self, key: &'a str, range: RangeInclusive<i64>) -> Result<i64, SpecError> {
-        match self.raw(key) {
-            None => Err(SpecError::MissingKey {
+    /// The value given for `param`, checked against what it allows, or its
+    /// fixed default; `None` when absent without one (a required key is
+    /// then an error).
+    fn value(&mut self, param: &ParamInfo) -> Result<Option<toml::Value>, SpecError> {
+        match (self.raw(param), param.default) {
+            (Some(v), _) => {
+                param.check(v)?;
+                Ok(Some(v.clone()))
+            }
+            (None, ParamDefault::Value(d)) => Ok(Some(d.to_toml())),
+            (None, ParamDefault::Computed) => Ok(None),
+            (None, ParamDefault::Required) => Err(SpecError::MissingKey {
                 format: self.format.into(),
-                key: key.into(),
-                allowed: format!("an integer in {}..={}", range.start(), range.end()),
+                key: param.name.into(),
+                allowed: param.expected(),
             }),
-            Some(v) => int_in(key, v, range),
         }
     }
 
-    /// An optional integer in `range`.
+    /// An integer parameter: the value given (in range) or the default.
     ///
     /// ```
-    /// let table = toml::Table::new();
-    /// let mut p = swalp_core::Params::new("bfp", &table, &[]);
-    /// assert_eq!(p.int_or("wl", 8, 2..=24)?, 8);
-    /// # Ok::<(), swalp_core::SpecError>(())
+    /// use swalp_core::{ParamInfo, Params, SpecError};
+    /// const WL: ParamInfo = ParamInfo::int("wl", 1, 24, "word length");
+    /// const FL: ParamInfo = ParamInfo::int("fl", 0, 24, "fractional bits");
+    /// let table: toml::Table = toml::from_str("wl = 30")?;
+    /// let mut p = Params::new("fixed", &table, &[WL, FL]);
+    /// assert!(p.int(&WL).is_err()); // out of range
+    /// assert!(matches!(p.int(&FL), Err(SpecError::MissingKey { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn int_or(
-        &mut self,
-        key: &'a str,
-        default: i64,
-        range: RangeInclusive<i64>,
-    ) -> Result<i64, SpecError> {
-        match self.raw(key) {
-            None => Ok(default),
-            Some(v) => int_in(key, v, range),
-        }
+    pub fn int(&mut self, param: &ParamInfo) -> Result<i64, SpecError> {
+        self.int_opt(param)?.ok_or_else(|| self.undecided(param))
     }
 
-    /// An optional boolean.
+    /// An integer parameter whose absence the format decides (`None`).
+    pub fn int_opt(&mut self, param: &ParamInfo) -> Result<Option<i64>, SpecError> {
+        Ok(self.value(param)?.and_then(|v| v.as_integer()))
+    }
+
+    /// A boolean parameter: the value given or the default.
     ///
     /// ```
-    /// use swalp_core::Params;
+    /// use swalp_core::{ParamInfo, Params};
+    /// const CLAMP: ParamInfo = ParamInfo::boolean("clamp", true, "saturate");
+    /// const SYMMETRIC: ParamInfo = ParamInfo::boolean("symmetric", false, "symmetric range");
     /// let table: toml::Table = toml::from_str("clamp = 1")?;
-    /// let mut p = Params::new("fixed", &table, &[]);
-    /// assert!(p.bool_or("clamp", true).is_err()); // 1 is not a boolean
-    /// assert!(!p.bool_or("symmetric", false)?);
+    /// let mut p = Params::new("fixed", &table, &[CLAMP, SYMMETRIC]);
+    /// assert!(p.boolean(&CLAMP).is_err()); // 1 is not a boolean
+    /// assert!(!p.boolean(&SYMMETRIC)?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn bool_or(&mut self, key: &'a str, default: bool) -> Result<bool, SpecError> {
-        match self.raw(key) {
-            None => Ok(default),
-            Some(toml::Value::Boolean(b)) => Ok(*b),
-            Some(v) => Err(invalid(key, v, "true or false")),
-        }
+    pub fn boolean(&mut self, param: &ParamInfo) -> Result<bool, SpecError> {
+        self.value(param)?
+            .and_then(|v| v.as_bool())
+            .ok_or_else(|| self.undecided(param))
     }
 
-    /// An optional string that must be one of `allowed`.
+    /// A string parameter, one of its choices: the value given or the
+    /// default.
     ///
     /// ```
-    /// use swalp_core::Params;
+    /// use swalp_core::{ParamInfo, Params};
+    /// const SPECIALS: ParamInfo =
+    ///     ParamInfo::choice("specials", &["ieee", "none"], "top exponent").default_str("ieee");
     /// let table: toml::Table = toml::from_str(r#"specials = "none""#)?;
-    /// let mut p = Params::new("float", &table, &[]);
-    /// assert_eq!(p.choice_or("specials", "ieee", &["ieee", "none"])?, "none");
-    /// assert_eq!(p.choice_or("overflow", "saturate", &["saturate", "nan"])?, "saturate");
+    /// let mut p = Params::new("float", &table, &[SPECIALS]);
+    /// assert_eq!(p.choice(&SPECIALS)?, "none");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn choice_or(
-        &mut self,
-        key: &'a str,
-        default: &'static str,
-        allowed: &[&'static str],
-    ) -> Result<&'static str, SpecError> {
-        let describe = || {
-            allowed
-                .iter()
-                .map(|a| format!("{a:?}"))
-                .collect::<Vec<_>>()
-                .join(" | ")
+    pub fn choice(&mut self, param: &ParamInfo) -> Result<&'static str, SpecError> {
+        self.choice_opt(param)?.ok_or_else(|| self.undecided(param))
+    }
+
+    /// A string parameter whose absence the format decides (`None`).
+    pub fn choice_opt(&mut self, param: &ParamInfo) -> Result<Option<&'static str>, SpecError> {
+        let Allowed::Choice(choices) = param.allowed else {
+            return Err(self.undecided(param));
         };
-        match self.raw(key) {
-            None => Ok(default),
-            Some(toml::Value::String(s)) => allowed
-                .iter()
-                .find(|a| **a == s.as_str())
-                .copied()
-                .ok_or_else(|| invalid(key, &toml::Value::String(s.clone()), &describe())),
-            Some(v) => Err(invalid(key, v, &describe())),
+        Ok(self
+            .value(param)?
+            .and_then(|v| choices.iter().copied().find(|c| v.as_str() == Some(c))))
+    }
+
+    /// The error for a getter that does not fit the declaration (a format's
+    /// bug, reported rather than panicking).
+    fn undecided(&self, param: &ParamInfo) -> SpecError {
+        SpecError::MissingKey {
+            format: self.format.into(),
+            key: param.name.into(),
+            allowed: param.expected(),
         }
     }
 
@@ -315,7 +474,7 @@ impl<'a> Params<'a> {
     ///
     /// ```
     /// use swalp_core::{ParamInfo, Params};
-    /// const DECLARED: &[ParamInfo] = &[ParamInfo::required("wl", "integer", "1..=24", "word length")];
+    /// const DECLARED: &[ParamInfo] = &[ParamInfo::int("wl", 1, 24, "word length")];
     /// let table: toml::Table = toml::from_str("wll = 8")?;
     /// let err = Params::new("fixed", &table, DECLARED).check_declared().unwrap_err();
     /// assert!(err.to_string().contains("did you mean `wl`"));
@@ -328,10 +487,11 @@ impl<'a> Params<'a> {
     /// Rejects keys that no getter read.
     ///
     /// ```
-    /// use swalp_core::Params;
+    /// use swalp_core::{ParamInfo, Params};
+    /// const WL: ParamInfo = ParamInfo::int("wl", 1, 24, "word length");
     /// let table: toml::Table = toml::from_str("wl = 8\nfl = 6")?;
-    /// let mut p = Params::new("fixed", &table, &[]);
-    /// p.int("wl", 1..=24)?;
+    /// let mut p = Params::new("fixed", &table, &[WL]);
+    /// p.int(&WL)?;
     /// assert!(p.finish().is_err()); // no getter read `fl`
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -445,13 +605,13 @@ mod tests {
 
     #[test]
     fn quantizer_params_list_every_rounding_mode_and_backend() {
-        let rounding = QUANTIZER_PARAMS[0].allowed;
+        let rounding = QUANTIZER_PARAMS[0].allowed_text();
         for mode in crate::Rounding::NAMES {
             assert!(rounding.contains(&format!("{mode:?}")), "{mode}");
         }
         for backend in crate::Backend::NAMES {
             assert!(QUANTIZER_PARAMS[2]
-                .allowed
+                .allowed_text()
                 .contains(&format!("{backend:?}")));
         }
         let names: Vec<&str> = QUANTIZER_PARAMS.iter().map(|p| p.name).collect();

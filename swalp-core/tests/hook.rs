@@ -42,16 +42,12 @@ impl NumberFormat for Grid {
     }
 }
 
-const PARAMS: &[ParamInfo] = &[ParamInfo::required(
-    "k",
-    "integer",
-    "0..=20",
-    "fraction bits",
-)];
+const K: ParamInfo = ParamInfo::int("k", 0, 20, "fraction bits");
+const PARAMS: &[ParamInfo] = &[K];
 
 fn build(p: &mut Params<'_>) -> std::result::Result<Box<dyn NumberFormat>, SpecError> {
     Ok(Box::new(Grid {
-        k: p.int("k", 0..=20)? as i32,
+        k: p.int(&K)? as i32,
     }))
 }
 

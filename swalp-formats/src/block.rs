@@ -3,7 +3,6 @@
 use swalp_core::{
     block::{Block, BlockLayout, BLOCK_SYNTAX},
     kernel::native::{exponent, pow2},
-    spec::invalid,
     tch::Tensor,
     Backend, Error, FormatFactory, NumberFormat, ParamInfo, Params, RandomStream, Result, Rounding,
     SpecError,
@@ -24,6 +23,18 @@ pub enum SmallBlock {
 }
 
 impl SmallBlock {
+    /// The spec names, in the order of the variants.
+    pub const NAMES: [&'static str; 3] = ["none", "fc", "conv"];
+
+    /// The spec name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SmallBlock::None => "none",
+            SmallBlock::Fc => "fc",
+            SmallBlock::Conv => "conv",
+        }
+    }
+
     /// The largest number of dimensions that still gets a single exponent.
     pub fn whole_tensor_up_to(self) -> usize {
         match self {
@@ -74,19 +85,14 @@ impl BlockFloat {
         small_block: Option<SmallBlock>,
         symmetric: bool,
     ) -> Result<Self, SpecError> {
-        let bad = |key: &str, value: u32, allowed: &str| SpecError::InvalidValue {
-            key: key.into(),
-            value: value.to_string(),
-            allowed: allowed.into(),
-        };
-        if !(2..=24).contains(&wl) {
-            return Err(bad("wl", wl, "an integer in 2..=24"));
-        }
-        if !(1..=8).contains(&ebit) {
-            return Err(bad("ebit", ebit, "an integer in 1..=8"));
-        }
+        WL.check(&i64::from(wl).into())?;
+        EBIT.check(&i64::from(ebit).into())?;
         if let Block::Chunks { size: 0, .. } = block {
-            return Err(bad("block.size", 0, "a positive integer"));
+            return Err(SpecError::InvalidValue {
+                key: "block.size".into(),
+                value: "0".into(),
+                allowed: "a positive integer".into(),
+            });
         }
         Ok(BlockFloat {
             wl,
@@ -182,18 +188,13 @@ impl NumberFormat for BlockFloat {
 
     fn params(&self) -> toml::Table {
         let mut t = toml::Table::new();
-        t.insert("wl".into(), i64::from(self.wl).into());
-        t.insert("ebit".into(), i64::from(self.ebit).into());
-        t.insert("block".into(), self.block.to_toml());
+        WL.put(&mut t, i64::from(self.wl));
+        EBIT.put(&mut t, i64::from(self.ebit));
+        BLOCK.put(&mut t, self.block.to_toml());
         if let Some(sb) = self.small_block {
-            let name = match sb {
-                SmallBlock::None => "none",
-                SmallBlock::Fc => "fc",
-                SmallBlock::Conv => "conv",
-            };
-            t.insert("small_block".into(), name.into());
+            SMALL_BLOCK.put(&mut t, sb.name());
         }
-        t.insert("symmetric".into(), self.symmetric.into());
+        SYMMETRIC.put(&mut t, self.symmetric);
         t
     }
 
@@ -230,55 +231,54 @@ impl NumberFormat for BlockFloat {
     }
 }
 
-const PARAMS: &[ParamInfo] = &[
-    ParamInfo::required("wl", "integer", "2..=24", "bits per element, sign included"),
-    ParamInfo::optional(
-        "ebit",
-        "integer",
-        "8",
-        "1..=8",
-        "bits of the shared exponent",
-    ),
-    ParamInfo::optional_without_default(
-        "block",
-        "string or table",
-        BLOCK_SYNTAX,
-        "which elements share an exponent (absent: \"tensor\", or { dim = 0 } with small_block)",
-    ),
-    ParamInfo::optional_without_default(
-        "small_block",
-        "string",
-        "\"none\" | \"fc\" | \"conv\"",
-        "one exponent per tensor for tensors of at most 4 / 1 / 2 dimensions (the seed's rule; absent: block applies to every tensor)",
-    ),
-    ParamInfo::optional(
-        "symmetric",
-        "boolean",
-        "false",
-        "true | false",
-        "exclude the most negative integer (QPyTorch's saturation)",
-    ),
-];
+/// `wl`: bits per element.
+pub const WL: ParamInfo = ParamInfo::int("wl", 2, 24, "bits per element, sign included");
+
+/// `ebit`: bits of the shared exponent.
+pub const EBIT: ParamInfo =
+    ParamInfo::int("ebit", 1, 8, "bits of the shared exponent").default_int(8);
+
+/// `block`: which elements share an exponent.
+pub const BLOCK: ParamInfo = ParamInfo::other(
+    "block",
+    "string or table",
+    BLOCK_SYNTAX,
+    "which elements share an exponent (absent: \"tensor\", or { dim = 0 } with small_block)",
+)
+.computed_default();
+
+/// `small_block`: the seed's rule for small tensors.
+pub const SMALL_BLOCK: ParamInfo = ParamInfo::choice(
+    "small_block",
+    &SmallBlock::NAMES,
+    "one exponent per tensor for tensors of at most 4 / 1 / 2 dimensions (the seed's rule; absent: block applies to every tensor)",
+)
+.computed_default();
+
+/// `symmetric`: whether the most negative integer is excluded.
+pub const SYMMETRIC: ParamInfo = ParamInfo::boolean(
+    "symmetric",
+    false,
+    "exclude the most negative integer (QPyTorch's saturation)",
+);
+
+const PARAMS: &[ParamInfo] = &[WL, EBIT, BLOCK, SMALL_BLOCK, SYMMETRIC];
 
 fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
-    let wl = p.int("wl", 2..=24)? as u32;
-    let ebit = p.int_or("ebit", 8, 1..=8)? as u32;
-    let small_block = match p.raw("small_block") {
-        None => None,
-        Some(v) => Some(match v.as_str() {
-            Some("none") => SmallBlock::None,
-            Some("fc") => SmallBlock::Fc,
-            Some("conv") => SmallBlock::Conv,
-            _ => return Err(invalid("small_block", v, "\"none\" | \"fc\" | \"conv\"")),
-        }),
-    };
-    let block = match p.raw("block") {
-        Some(v) => Block::from_toml("block", v)?,
+    let wl = p.int(&WL)? as u32;
+    let ebit = p.int(&EBIT)? as u32;
+    let small_block = p.choice_opt(&SMALL_BLOCK)?.map(|name| match name {
+        "none" => SmallBlock::None,
+        "fc" => SmallBlock::Fc,
+        _ => SmallBlock::Conv,
+    });
+    let block = match p.raw(&BLOCK) {
+        Some(v) => Block::from_toml(BLOCK.name, v)?,
         // The seed pairs small blocks with one exponent per slice along dim 0.
         None if small_block.is_some() => Block::Dims(vec![0]),
         None => Block::Tensor,
     };
-    let symmetric = p.bool_or("symmetric", false)?;
+    let symmetric = p.boolean(&SYMMETRIC)?;
     Ok(Box::new(BlockFloat::new(
         wl,
         ebit,

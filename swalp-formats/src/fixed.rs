@@ -32,15 +32,35 @@ pub struct FixedPoint {
     symmetric: bool,
 }
 
-/// Word lengths allowed: values are carried in `f32`, whose significand holds
-/// 24 bits.
+/// `wl`, the word length: values are carried in `f32`, whose significand
+/// holds 24 bits.
 ///
 /// ```
-/// use swalp_formats::{fixed::WL_RANGE, FixedPoint};
-/// assert_eq!(WL_RANGE, 2..=24);
+/// use swalp_formats::{fixed::WL, FixedPoint};
+/// assert_eq!(WL.allowed_text(), "2..=24");
 /// assert!(FixedPoint::new(25, 0, true, false).is_err());
 /// ```
-pub const WL_RANGE: std::ops::RangeInclusive<i64> = 2..=24;
+pub const WL: ParamInfo = ParamInfo::int("wl", 2, 24, "word length in bits, sign included");
+
+/// `fl`, the fractional bits: the step `2^-fl` must be an `f32` (down to
+/// `2^-149`) and the range fit it (`fl >= wl - 128`, checked by
+/// [`FixedPoint::new`]).
+pub const FL: ParamInfo = ParamInfo::int(
+    "fl",
+    2 - 128,
+    149,
+    "fractional bits: the step is 2^-fl; at least wl-128",
+);
+
+/// `clamp`: whether out-of-range values saturate.
+pub const CLAMP: ParamInfo = ParamInfo::boolean("clamp", true, "saturate out-of-range values");
+
+/// `symmetric`: whether the most negative integer is excluded.
+pub const SYMMETRIC: ParamInfo = ParamInfo::boolean(
+    "symmetric",
+    false,
+    "exclude the most negative integer, so the range is symmetric",
+);
 
 impl FixedPoint {
     /// A fixed-point format; fails when the values would not be exactly
@@ -53,25 +73,19 @@ impl FixedPoint {
     /// assert!(FixedPoint::new(8, 150, true, false).is_err());
     /// ```
     pub fn new(wl: u32, fl: i32, clamp: bool, symmetric: bool) -> Result<Self, SpecError> {
-        let bad = |key: &str, value: i64, allowed: String| SpecError::InvalidValue {
-            key: key.into(),
-            value: value.to_string(),
-            allowed,
-        };
-        if !WL_RANGE.contains(&i64::from(wl)) {
-            return Err(bad("wl", wl.into(), "an integer in 2..=24".into()));
-        }
+        WL.check(&i64::from(wl).into())?;
+        FL.check(&i64::from(fl).into())?;
         let fl_range = fl_range(wl);
         if !fl_range.contains(&fl) {
-            return Err(bad(
-                "fl",
-                fl.into(),
-                format!(
+            return Err(SpecError::InvalidValue {
+                key: "fl".into(),
+                value: fl.to_string(),
+                allowed: format!(
                     "an integer in {}..={} for wl = {wl} (the step 2^-fl and the range must fit f32)",
                     fl_range.start(),
                     fl_range.end()
                 ),
-            ));
+            });
         }
         Ok(FixedPoint {
             wl,
@@ -179,10 +193,10 @@ impl NumberFormat for FixedPoint {
 
     fn params(&self) -> toml::Table {
         let mut t = toml::Table::new();
-        t.insert("wl".into(), i64::from(self.wl).into());
-        t.insert("fl".into(), i64::from(self.fl).into());
-        t.insert("clamp".into(), self.clamp.into());
-        t.insert("symmetric".into(), self.symmetric.into());
+        WL.put(&mut t, i64::from(self.wl));
+        FL.put(&mut t, i64::from(self.fl));
+        CLAMP.put(&mut t, self.clamp);
+        SYMMETRIC.put(&mut t, self.symmetric);
         t
     }
 
@@ -216,41 +230,13 @@ impl NumberFormat for FixedPoint {
     }
 }
 
-const PARAMS: &[ParamInfo] = &[
-    ParamInfo::required(
-        "wl",
-        "integer",
-        "2..=24",
-        "word length in bits, sign included",
-    ),
-    ParamInfo::required(
-        "fl",
-        "integer",
-        "wl-128..=149",
-        "fractional bits: the step is 2^-fl",
-    ),
-    ParamInfo::optional(
-        "clamp",
-        "boolean",
-        "true",
-        "true | false",
-        "saturate out-of-range values",
-    ),
-    ParamInfo::optional(
-        "symmetric",
-        "boolean",
-        "false",
-        "true | false",
-        "exclude the most negative integer, so the range is symmetric",
-    ),
-];
+const PARAMS: &[ParamInfo] = &[WL, FL, CLAMP, SYMMETRIC];
 
 fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
-    let wl = p.int("wl", WL_RANGE)? as u32;
-    let fl = p.int("fl", i64::from(i32::MIN)..=i64::from(i32::MAX))? as i32;
-    let clamp = p.bool_or("clamp", true)?;
-    let symmetric = p.bool_or("symmetric", false)?;
-    Ok(Box::new(FixedPoint::new(wl, fl, clamp, symmetric)?))
+    let wl = p.int(&WL)? as u32;
+    let fl = p.int(&FL)? as i32;
+    let format = FixedPoint::new(wl, fl, p.boolean(&CLAMP)?, p.boolean(&SYMMETRIC)?)?;
+    Ok(Box::new(format))
 }
 
 swalp_core::register_format!(FormatFactory {

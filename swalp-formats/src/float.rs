@@ -108,12 +108,8 @@ impl FloatFormat {
             value,
             allowed: allowed.into(),
         };
-        if !(1..=8).contains(&exp) {
-            return Err(bad("exp", exp.to_string(), "an integer in 1..=8"));
-        }
-        if man > 23 {
-            return Err(bad("man", man.to_string(), "an integer in 0..=23"));
-        }
+        EXP.check(&i64::from(exp).into())?;
+        MAN.check(&i64::from(man).into())?;
         if specials == Specials::Ieee && exp < 2 {
             return Err(bad(
                 "exp",
@@ -392,43 +388,44 @@ impl FloatFormat {
         }
     }
 
-    /// Reads `subnormals`, `specials` and `overflow`, for the `float` format
-    /// and presets that allow overriding them.
+    /// Reads `subnormals`, `specials` (unless `specials` is given: a preset's
+    /// encoding is fixed) and `overflow` (declared by `overflow`, whose
+    /// default a preset fixes), for the `float` format and the presets.
     pub(crate) fn read_options(
         p: &mut Params<'_>,
-        specials_default: Specials,
-        read_specials: bool,
+        specials: Option<Specials>,
+        overflow: &ParamInfo,
     ) -> Result<(bool, Specials, Overflow), SpecError> {
-        let subnormals = p.bool_or("subnormals", true)?;
-        let specials = if read_specials {
-            match p.choice_or("specials", specials_name(specials_default), &SPECIALS_NAMES)? {
+        let subnormals = p.boolean(&SUBNORMALS)?;
+        let specials = match specials {
+            Some(fixed) => fixed,
+            None => match p.choice(&SPECIALS)? {
                 "ieee" => Specials::Ieee,
                 "none" => Specials::None,
                 _ => Specials::Fn,
-            }
-        } else {
-            specials_default
+            },
         };
-        let default = overflow_name(Self::default_overflow(specials));
-        let overflow = match p.choice_or("overflow", default, &OVERFLOW_NAMES)? {
-            "saturate" => Overflow::Saturate,
-            "infinity" => Overflow::Infinity,
-            _ => Overflow::Nan,
+        let overflow = match p.choice_opt(overflow)? {
+            None => Self::default_overflow(specials),
+            Some("saturate") => Overflow::Saturate,
+            Some("infinity") => Overflow::Infinity,
+            Some(_) => Overflow::Nan,
         };
         Ok((subnormals, specials, overflow))
     }
 
+    /// `subnormals`, `specials` and `overflow` as spec values.
     pub(crate) fn option_params(&self) -> toml::Table {
         let mut t = toml::Table::new();
-        t.insert("subnormals".into(), self.subnormals.into());
-        t.insert("specials".into(), specials_name(self.specials).into());
-        t.insert("overflow".into(), overflow_name(self.overflow).into());
+        SUBNORMALS.put(&mut t, self.subnormals);
+        SPECIALS.put(&mut t, specials_name(self.specials));
+        t.insert(OVERFLOW.name.into(), overflow_name(self.overflow).into());
         t
     }
 }
 
 const SPECIALS_NAMES: [&str; 3] = ["ieee", "none", "fn"];
-const OVERFLOW_NAMES: [&str; 3] = ["saturate", "infinity", "nan"];
+pub(crate) const OVERFLOW_NAMES: [&str; 3] = ["saturate", "infinity", "nan"];
 
 fn specials_name(s: Specials) -> &'static str {
     match s {
@@ -453,8 +450,8 @@ impl NumberFormat for FloatFormat {
 
     fn params(&self) -> toml::Table {
         let mut t = toml::Table::new();
-        t.insert("exp".into(), i64::from(self.exp).into());
-        t.insert("man".into(), i64::from(self.man).into());
+        EXP.put(&mut t, i64::from(self.exp));
+        MAN.put(&mut t, i64::from(self.man));
         t.extend(self.option_params());
         t
     }
@@ -489,47 +486,41 @@ impl NumberFormat for FloatFormat {
     }
 }
 
-/// Parameters shared by `float` and the presets.
-pub(crate) const OPTION_PARAMS: [ParamInfo; 3] = [
-    ParamInfo::optional(
-        "subnormals",
-        "boolean",
-        "true",
-        "true | false",
-        "keep values below 2^emin (false flushes them to 0 or ±2^emin)",
-    ),
-    ParamInfo::optional(
-        "specials",
-        "string",
-        "\"ieee\"",
-        "\"ieee\" | \"none\" | \"fn\"",
-        "top exponent: reserved for Inf/NaN, normal numbers, or normal with one NaN code",
-    ),
-    ParamInfo::optional_without_default(
-        "overflow",
-        "string",
-        "\"saturate\" | \"infinity\" | \"nan\"",
-        "what values beyond the largest finite become (absent: \"infinity\" with ieee specials, else \"saturate\")",
-    ),
-];
+/// `exp`: exponent bits.
+pub const EXP: ParamInfo = ParamInfo::int("exp", 1, 8, "exponent bits");
 
-const PARAMS: &[ParamInfo] = &[
-    ParamInfo::required("exp", "integer", "1..=8", "exponent bits"),
-    ParamInfo::required(
-        "man",
-        "integer",
-        "0..=23",
-        "mantissa bits (without the hidden bit)",
-    ),
-    OPTION_PARAMS[0],
-    OPTION_PARAMS[1],
-    OPTION_PARAMS[2],
-];
+/// `man`: mantissa bits.
+pub const MAN: ParamInfo = ParamInfo::int("man", 0, 23, "mantissa bits (without the hidden bit)");
+
+/// `subnormals`, shared by `float` and the presets.
+pub const SUBNORMALS: ParamInfo = ParamInfo::boolean(
+    "subnormals",
+    true,
+    "keep values below 2^emin (false flushes them to 0 or ±2^emin)",
+);
+
+/// `specials`: what the top exponent encodes.
+pub const SPECIALS: ParamInfo = ParamInfo::choice(
+    "specials",
+    &SPECIALS_NAMES,
+    "top exponent: reserved for Inf/NaN, normal numbers, or normal with one NaN code",
+)
+.default_str("ieee");
+
+/// `overflow` of `float`, whose default follows `specials`.
+pub const OVERFLOW: ParamInfo = ParamInfo::choice(
+    "overflow",
+    &OVERFLOW_NAMES,
+    "what values beyond the largest finite become (absent: \"infinity\" with ieee specials, else \"saturate\")",
+)
+.computed_default();
+
+const PARAMS: &[ParamInfo] = &[EXP, MAN, SUBNORMALS, SPECIALS, OVERFLOW];
 
 fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
-    let exp = p.int("exp", 1..=8)? as u32;
-    let man = p.int("man", 0..=23)? as u32;
-    let (subnormals, specials, overflow) = FloatFormat::read_options(p, Specials::Ieee, true)?;
+    let exp = p.int(&EXP)? as u32;
+    let man = p.int(&MAN)? as u32;
+    let (subnormals, specials, overflow) = FloatFormat::read_options(p, None, &OVERFLOW)?;
     Ok(Box::new(FloatFormat::new(
         exp, man, subnormals, specials, overflow,
     )?))

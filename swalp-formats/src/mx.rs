@@ -227,13 +227,8 @@ pub struct MxFormat {
 impl MxFormat {
     /// An MX format; `dim` may be negative (counted from the end).
     pub fn new(elem: MxElem, block_size: usize, dim: i64) -> Result<Self, SpecError> {
-        if block_size == 0 {
-            return Err(SpecError::InvalidValue {
-                key: "block_size".into(),
-                value: "0".into(),
-                allowed: "a positive integer".into(),
-            });
-        }
+        BLOCK_SIZE.check(&(block_size as i64).into())?;
+        DIM.check(&dim.into())?;
         Ok(MxFormat {
             elem,
             block_size,
@@ -334,9 +329,9 @@ impl NumberFormat for MxFormat {
 
     fn params(&self) -> toml::Table {
         let mut t = toml::Table::new();
-        t.insert("elem".into(), self.elem.name().into());
-        t.insert("block_size".into(), (self.block_size as i64).into());
-        t.insert("dim".into(), self.dim.into());
+        ELEM.put(&mut t, self.elem.name());
+        BLOCK_SIZE.put(&mut t, self.block_size as i64);
+        DIM.put(&mut t, self.dim);
         t
     }
 
@@ -371,50 +366,50 @@ impl NumberFormat for MxFormat {
 
 const ELEM_ALLOWED: &str = "\"fp8_e4m3\" | \"fp8_e5m2\" | \"fp6_e3m2\" | \"fp6_e2m3\" | \"fp4_e2m1\" | \"int8\" (or \"mxfp8_e4m3\" | \"mxfp8_e5m2\" | \"mxfp6_e3m2\" | \"mxfp6_e2m3\" | \"mxfp4_e2m1\" | \"mxint8\")";
 
-const PARAMS: &[ParamInfo] = &[
-    ParamInfo::required(
-        "elem",
-        "string",
-        ELEM_ALLOWED,
-        "element type: picks the concrete OCP MX format (MXFP8 E4M3/E5M2, MXFP6 E3M2/E2M3, MXFP4, MXINT8)",
-    ),
-    ParamInfo::optional(
-        "block_size",
-        "integer",
-        "32",
-        "1..=4294967295",
-        "elements sharing one E8M0 scale (the OCP formats use 32)",
-    ),
-    ParamInfo::optional(
-        "dim",
-        "integer",
-        "-1",
-        "-64..=63",
-        "dimension along which contiguous blocks are formed; negative counts from the end",
-    ),
-];
+/// `elem`: the element type.
+pub const ELEM: ParamInfo = ParamInfo::other(
+    "elem",
+    "string",
+    ELEM_ALLOWED,
+    "element type: picks the concrete OCP MX format (MXFP8 E4M3/E5M2, MXFP6 E3M2/E2M3, MXFP4, MXINT8)",
+);
+
+/// `block_size`: elements per block.
+pub const BLOCK_SIZE: ParamInfo = ParamInfo::int(
+    "block_size",
+    1,
+    u32::MAX as i64,
+    "elements sharing one E8M0 scale (the OCP formats use 32)",
+)
+.default_int(DEFAULT_BLOCK_SIZE as i64);
+
+/// `dim`: the blocked dimension.
+pub const DIM: ParamInfo = ParamInfo::int(
+    "dim",
+    -64,
+    63,
+    "dimension along which contiguous blocks are formed; negative counts from the end",
+)
+.default_int(-1);
+
+const PARAMS: &[ParamInfo] = &[ELEM, BLOCK_SIZE, DIM];
 
 fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
-    let elem = match p.raw("elem") {
+    let elem = match p.raw(&ELEM) {
         None => {
             return Err(SpecError::MissingKey {
                 format: p.format().into(),
-                key: "elem".into(),
+                key: ELEM.name.into(),
                 allowed: ELEM_ALLOWED.into(),
             })
         }
         Some(v) => v
             .as_str()
             .and_then(MxElem::from_name)
-            .ok_or_else(|| invalid("elem", v, ELEM_ALLOWED))?,
+            .ok_or_else(|| invalid(ELEM.name, v, ELEM_ALLOWED))?,
     };
-    let block_size = p.int_or(
-        "block_size",
-        DEFAULT_BLOCK_SIZE as i64,
-        1..=i64::from(u32::MAX),
-    )? as usize;
-    let dim = p.int_or("dim", -1, -64..=63)?;
-    Ok(Box::new(MxFormat::new(elem, block_size, dim)?))
+    let block_size = p.int(&BLOCK_SIZE)? as usize;
+    Ok(Box::new(MxFormat::new(elem, block_size, p.int(&DIM)?)?))
 }
 
 swalp_core::register_format!(FormatFactory {

@@ -11,7 +11,7 @@ use swalp_core::{
     SpecError,
 };
 
-use crate::float::{FloatFormat, Specials, OPTION_PARAMS};
+use crate::float::{FloatFormat, Specials, OVERFLOW_NAMES, SUBNORMALS};
 
 /// A named standard float.
 ///
@@ -85,23 +85,16 @@ impl NumberFormat for Preset {
     }
 }
 
-/// The preset's parameters: `subnormals`, and `overflow` with the default
-/// of its encoding.
-const fn params(overflow_default: &'static str) -> [ParamInfo; 2] {
-    [
-        OPTION_PARAMS[0],
-        ParamInfo::optional(
-            "overflow",
-            "string",
-            overflow_default,
-            OPTION_PARAMS[2].allowed,
-            "what values beyond the largest finite become",
-        ),
-    ]
-}
+/// A preset's `overflow`: the `float` choices, with the default of its
+/// encoding.
+const PRESET_OVERFLOW: ParamInfo = ParamInfo::choice(
+    "overflow",
+    &OVERFLOW_NAMES,
+    "what values beyond the largest finite become",
+);
 
-const IEEE_PARAMS: [ParamInfo; 2] = params("\"infinity\"");
-const FN_PARAMS: [ParamInfo; 2] = params("\"saturate\"");
+const IEEE_PARAMS: [ParamInfo; 2] = [SUBNORMALS, PRESET_OVERFLOW.default_str("infinity")];
+const FN_PARAMS: [ParamInfo; 2] = [SUBNORMALS, PRESET_OVERFLOW.default_str("saturate")];
 
 fn build_preset(
     p: &mut Params<'_>,
@@ -110,7 +103,11 @@ fn build_preset(
     man: u32,
     specials: Specials,
 ) -> Result<Box<dyn NumberFormat>, SpecError> {
-    let (subnormals, _, overflow) = FloatFormat::read_options(p, specials, false)?;
+    let overflow_param = match specials {
+        Specials::Ieee => &IEEE_PARAMS[1],
+        Specials::None | Specials::Fn => &FN_PARAMS[1],
+    };
+    let (subnormals, _, overflow) = FloatFormat::read_options(p, Some(specials), overflow_param)?;
     let float = FloatFormat::new(exp, man, subnormals, specials, overflow)?;
     Ok(Box::new(Preset { name, float }))
 }

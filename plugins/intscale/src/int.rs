@@ -5,14 +5,28 @@ use swalp_core::{
     block::{resolve_dim, Block},
     spec::invalid,
     tch::Tensor,
-    Backend, Error, NumberFormat, RandomStream, Result, Rounding, SpecError,
+    Backend, Error, NumberFormat, ParamInfo, RandomStream, Result, Rounding, SpecError,
 };
 
 use crate::kernels::{native, tensor};
 
-/// Bits per integer allowed: `i · m` must be exact in `f64` for an `f32`
-/// maximum `m`.
-pub const BITS_RANGE: std::ops::RangeInclusive<i64> = 2..=24;
+/// `bits`: bits per integer, sign included; `i · m` must be exact in
+/// `f64` for an `f32` maximum `m`.
+pub const BITS: ParamInfo = ParamInfo::int(
+    "bits",
+    2,
+    24,
+    "bits per integer, sign included: integers -(2^(bits-1)-1)..=2^(bits-1)-1",
+);
+
+/// `channel_dim`: which elements share a scale.
+pub const CHANNEL_DIM: ParamInfo = ParamInfo::other(
+    "channel_dim",
+    "integer or string",
+    "\"tensor\" | a dimension in -64..=63 (negative counts from the last)",
+    "one scale max|x|/(2^(bits-1)-1) for the whole tensor, or one per slice along this dimension",
+)
+.default_str("tensor");
 
 /// Dimensions `channel_dim` may name, counting from the first (`0..`) or
 /// the last (`-1`, `-2`, ...).
@@ -35,7 +49,7 @@ impl Scope {
             toml::Value::String(s) if s == "tensor" => Ok(Scope::Tensor),
             toml::Value::Integer(d) if DIM_RANGE.contains(d) => Ok(Scope::Channel(*d)),
             other => Err(invalid(
-                "channel_dim",
+                CHANNEL_DIM.name,
                 other,
                 "\"tensor\" or a dimension, an integer in -64..=63",
             )),
@@ -72,13 +86,7 @@ pub struct IntScale {
 impl IntScale {
     /// The format; fails for `bits` outside 2..=24.
     pub fn new(bits: u32, scope: Scope) -> Result<Self, SpecError> {
-        if !BITS_RANGE.contains(&i64::from(bits)) {
-            return Err(SpecError::InvalidValue {
-                key: "bits".into(),
-                value: bits.to_string(),
-                allowed: "an integer in 2..=24".into(),
-            });
-        }
+        BITS.check(&i64::from(bits).into())?;
         if let Scope::Channel(d) = scope {
             Scope::from_toml(&d.into())?;
         }
@@ -129,8 +137,8 @@ impl NumberFormat for IntScale {
 
     fn params(&self) -> toml::Table {
         let mut t = toml::Table::new();
-        t.insert("bits".into(), i64::from(self.bits).into());
-        t.insert("channel_dim".into(), self.scope.to_toml());
+        BITS.put(&mut t, i64::from(self.bits));
+        CHANNEL_DIM.put(&mut t, self.scope.to_toml());
         t
     }
 

@@ -47,29 +47,15 @@
 mod int;
 pub mod kernels;
 
-pub use int::{IntScale, Scope, BITS_RANGE};
+pub use int::{IntScale, Scope, BITS, CHANNEL_DIM};
 
 use swalp_core::{FormatFactory, NumberFormat, ParamInfo, Params, SpecError};
 
-const PARAMS: &[ParamInfo] = &[
-    ParamInfo::required(
-        "bits",
-        "integer",
-        "2..=24",
-        "bits per integer, sign included: integers -(2^(bits-1)-1)..=2^(bits-1)-1",
-    ),
-    ParamInfo::optional(
-        "channel_dim",
-        "integer or string",
-        "\"tensor\"",
-        "\"tensor\" | a dimension (negative counts from the last)",
-        "one scale max|x|/(2^(bits-1)-1) for the whole tensor, or one per slice along this dimension",
-    ),
-];
+const PARAMS: &[ParamInfo] = &[BITS, CHANNEL_DIM];
 
 fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
-    let bits = p.int("bits", BITS_RANGE)? as u32;
-    let scope = match p.raw("channel_dim") {
+    let bits = p.int(&BITS)? as u32;
+    let scope = match p.raw(&CHANNEL_DIM) {
         None => Scope::Tensor,
         Some(v) => Scope::from_toml(v)?,
     };

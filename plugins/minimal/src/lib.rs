@@ -29,8 +29,8 @@ impl NumberFormat for Pow2 {
 
     fn params(&self) -> toml::Table {
         let mut t = toml::Table::new();
-        t.insert("emin".into(), i64::from(self.emin).into());
-        t.insert("emax".into(), i64::from(self.emax).into());
+        EMIN.put(&mut t, i64::from(self.emin));
+        EMAX.put(&mut t, i64::from(self.emax));
         t
     }
 
@@ -75,20 +75,26 @@ impl NumberFormat for Pow2 {
     }
 }
 
-const PARAMS: &[ParamInfo] = &[
-    ParamInfo::required(
-        "emin",
-        "integer",
-        "-126..=127",
-        "smallest nonzero magnitude 2^emin",
-    ),
-    ParamInfo::required("emax", "integer", "emin..=127", "largest magnitude 2^emax"),
-];
+// Each key declared once: parsing, params() and `swalp-cli formats` read it.
+const EMIN: ParamInfo = ParamInfo::int("emin", -126, 127, "smallest nonzero magnitude 2^emin");
+const EMAX: ParamInfo =
+    ParamInfo::int("emax", -126, 127, "largest magnitude 2^emax, at least emin");
+const PARAMS: &[ParamInfo] = &[EMIN, EMAX];
 
 fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
-    let emin = p.int("emin", -126..=127)? as i32;
-    let emax = p.int("emax", i64::from(emin)..=127)? as i32;
-    Ok(Box::new(Pow2 { emin, emax }))
+    let emin = p.int(&EMIN)?;
+    let emax = p.int(&EMAX)?;
+    if emax < emin {
+        return Err(swalp_core::spec::invalid(
+            EMAX.name,
+            &emax.into(),
+            &format!("an integer in {emin}..=127 (at least emin)"),
+        ));
+    }
+    Ok(Box::new(Pow2 {
+        emin: emin as i32,
+        emax: emax as i32,
+    }))
 }
 
 swalp_core::register_format!(FormatFactory {

@@ -65,7 +65,11 @@ fn formats_lists_pow2_with_its_keys() {
             .to_string()
     };
     assert!(key("emin").contains("integer, required; allowed: -126..=127"));
-    assert!(key("emax").contains("integer, required; allowed: emin..=127"));
+    assert!(key("emax").contains("integer, required; allowed: -126..=127"));
+    assert!(
+        text.contains("largest magnitude 2^emax, at least emin"),
+        "{text}"
+    );
     // The built-in formats are still there.
     assert!(text.lines().any(|l| l.starts_with("fixed: ")));
 }

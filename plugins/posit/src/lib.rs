@@ -70,24 +70,15 @@
 pub mod kernels;
 mod posit;
 
-pub use posit::{Binade, Posit, ES_RANGE, MAX_SCALE, N_RANGE};
+pub use posit::{Binade, Posit, ES, MAX_SCALE, N};
 
 use swalp_core::{FormatFactory, NumberFormat, ParamInfo, Params, SpecError};
 
-const PARAMS: &[ParamInfo] = &[
-    ParamInfo::required("n", "integer", "2..=32", "bits per posit, sign included"),
-    ParamInfo::optional(
-        "es",
-        "integer",
-        "2",
-        "0..=4, with 2^es·(n-2) <= 127",
-        "exponent bits: useed = 2^(2^es), maxpos = useed^(n-2); the 2022 standard uses 2",
-    ),
-];
+const PARAMS: &[ParamInfo] = &[N, ES];
 
 fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
-    let n = p.int("n", N_RANGE)? as u32;
-    let es = p.int_or("es", 2, ES_RANGE)? as u32;
+    let n = p.int(&N)? as u32;
+    let es = p.int(&ES)? as u32;
     Ok(Box::new(Posit::new(n, es)?))
 }
 

@@ -2,17 +2,24 @@
 //! values binade by binade, which both kernels read.
 
 use swalp_core::{
-    kernel::native::pow2, tch::Tensor, NumberFormat, RandomStream, Result, Rounding, SpecError,
+    kernel::native::pow2, tch::Tensor, NumberFormat, ParamInfo, RandomStream, Result, Rounding,
+    SpecError,
 };
 
 use crate::kernels::{native, tensor};
 
-/// Bits per posit allowed.
-pub const N_RANGE: std::ops::RangeInclusive<i64> = 2..=32;
+/// `n`: bits per posit.
+pub const N: ParamInfo = ParamInfo::int("n", 2, 32, "bits per posit, sign included");
 
-/// Exponent bits allowed. The 2022 standard fixes `es = 2`; earlier posits
-/// (Gustafson and Yonemoto, 2017) used 0 to 4.
-pub const ES_RANGE: std::ops::RangeInclusive<i64> = 0..=4;
+/// `es`: exponent bits; the 2022 standard fixes 2, earlier posits
+/// (Gustafson and Yonemoto, 2017) used 0 to 4 (with `2^es·(n-2) <= 127`, checked by [`Posit::new`]).
+pub const ES: ParamInfo = ParamInfo::int(
+    "es",
+    0,
+    4,
+    "exponent bits, with 2^es·(n-2) <= 127: useed = 2^(2^es), maxpos = useed^(n-2); the 2022 standard uses 2",
+)
+.default_int(2);
 
 /// The largest `log2(maxpos) = 2^es · (n - 2)` allowed, so that every posit
 /// lies in the range of `f32` (`maxpos <= 2^127`, `minpos >= 2^-127`).
@@ -90,27 +97,18 @@ impl Posit {
     /// A posit format; fails outside `2 <= n <= 32`, `0 <= es <= 4`, or when
     /// `maxpos = 2^(2^es · (n-2))` would exceed `2^127`.
     pub fn new(n: u32, es: u32) -> Result<Self, SpecError> {
-        let bad = |key: &str, value: u32, allowed: String| SpecError::InvalidValue {
-            key: key.into(),
-            value: value.to_string(),
-            allowed,
-        };
-        if !N_RANGE.contains(&i64::from(n)) {
-            return Err(bad("n", n, "an integer in 2..=32".into()));
-        }
-        if !ES_RANGE.contains(&i64::from(es)) {
-            return Err(bad("es", es, "an integer in 0..=4".into()));
-        }
+        N.check(&i64::from(n).into())?;
+        ES.check(&i64::from(es).into())?;
         let largest_n = (MAX_SCALE >> es) as u32 + 2;
         if n > largest_n {
-            return Err(bad(
-                "n",
-                n,
-                format!(
+            return Err(SpecError::InvalidValue {
+                key: N.name.into(),
+                value: n.to_string(),
+                allowed: format!(
                     "an integer in 2..={largest_n} for es = {es} (maxpos = 2^(2^es·(n-2)) must \
                      not exceed 2^127, so that every posit fits f32)"
                 ),
-            ));
+            });
         }
         let mut posit = Posit {
             n,
@@ -210,8 +208,8 @@ impl NumberFormat for Posit {
 
     fn params(&self) -> toml::Table {
         let mut t = toml::Table::new();
-        t.insert("n".into(), i64::from(self.n).into());
-        t.insert("es".into(), i64::from(self.es).into());
+        N.put(&mut t, i64::from(self.n));
+        ES.put(&mut t, i64::from(self.es));
         t
     }
 

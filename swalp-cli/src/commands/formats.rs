@@ -31,10 +31,10 @@ impl From<&ParamInfo> for KeyDoc {
     fn from(p: &ParamInfo) -> Self {
         KeyDoc {
             name: p.name.into(),
-            kind: p.kind.into(),
-            default: p.default.map(Into::into),
-            required: p.required,
-            allowed: p.allowed.into(),
+            kind: p.kind().into(),
+            default: p.default_text(),
+            required: p.required(),
+            allowed: p.allowed_text(),
             help: p.help.into(),
         }
     }

@@ -319,18 +319,13 @@ fn find_cycle(edges: &BTreeMap<(String, String), String>) -> Option<Vec<String>>
     None
 }
 
-/// Edges that still close cycles, to be removed (issue 10): the format
-/// crates' kernels name the format types whose `NumberFormat` impls call
-/// them. Each is (crate, parent module, from, to). The test fails when one
-/// of them disappears, so this list only shrinks.
-const KNOWN_BACK_EDGES: &[(&str, &str, &str, &str)] = &[
-    ("swalp-formats", "", "kernels", "block"),
-    ("swalp-formats", "", "kernels", "fixed"),
-    ("swalp-formats", "", "kernels", "float"),
-    ("swalp-formats", "", "kernels", "mx"),
-    ("posit", "", "kernels", "posit"),
-    ("intscale", "", "kernels", "int"),
-];
+/// Edges allowed to close a cycle, each (crate, parent module, from, to):
+/// none. The format crates once had one per format (kernels naming the
+/// format types whose `NumberFormat` impls called them); the impls now live
+/// beside the kernels, so formats never name their kernels. Kept as the
+/// place to record an exception, with its reason, should one ever be
+/// unavoidable.
+const KNOWN_BACK_EDGES: &[(&str, &str, &str, &str)] = &[];
 
 #[test]
 fn no_module_cycles_anywhere() {

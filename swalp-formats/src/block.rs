@@ -3,12 +3,8 @@
 use swalp_core::{
     block::{Block, BlockLayout, BLOCK_SYNTAX},
     kernel::native::{exponent, pow2},
-    tch::Tensor,
-    Backend, Error, FormatFactory, NumberFormat, ParamInfo, Params, RandomStream, Result, Rounding,
-    SpecError,
+    Backend, Error, FormatFactory, NumberFormat, ParamInfo, Params, Result, SpecError,
 };
-
-use crate::kernels::{native, tensor};
 
 /// The seed's "small-block" rule: tensors with at most this many dimensions
 /// use one exponent for the whole tensor, larger ones use `block`.
@@ -181,12 +177,10 @@ impl BlockFloat {
     }
 }
 
-impl NumberFormat for BlockFloat {
-    fn name(&self) -> &str {
-        "bfp"
-    }
-
-    fn params(&self) -> toml::Table {
+impl BlockFloat {
+    /// The format's own spec keys and values, written from their
+    /// declarations: what [`NumberFormat::params`] returns.
+    pub(crate) fn spec_params(&self) -> toml::Table {
         let mut t = toml::Table::new();
         WL.put(&mut t, i64::from(self.wl));
         EBIT.put(&mut t, i64::from(self.ebit));
@@ -198,36 +192,13 @@ impl NumberFormat for BlockFloat {
         t
     }
 
-    fn bits_per_value(&self) -> f64 {
+    /// Storage bits per value: what [`NumberFormat::bits_per_value`] returns.
+    pub(crate) fn value_bits(&self) -> f64 {
         match self.block {
             Block::Chunks { size, .. } => f64::from(self.wl) + f64::from(self.ebit) / size as f64,
             // The exponent's share depends on the tensor's shape.
             _ => f64::from(self.wl),
         }
-    }
-
-    fn quantize_tensor(
-        &self,
-        x: &Tensor,
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<Tensor> {
-        tensor::block(self, x, rounding, random)
-    }
-
-    fn has_native(&self) -> bool {
-        true
-    }
-
-    fn quantize_native(
-        &self,
-        x: &[f32],
-        shape: &[usize],
-        out: &mut [f32],
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<()> {
-        native::block(self, x, shape, out, rounding, random)
     }
 }
 

@@ -1,11 +1,8 @@
 //! Fixed point: `wl`-bit two's complement integers scaled by `2^-fl`.
 
 use swalp_core::{
-    kernel::native::pow2, FormatFactory, NumberFormat, ParamInfo, Params, RandomStream, Result,
-    Rounding, SpecError,
+    kernel::native::pow2, FormatFactory, NumberFormat, ParamInfo, Params, Result, SpecError,
 };
-
-use crate::kernels::{native, tensor};
 
 /// Fixed-point format: values `i · 2^-fl` for integers `i` in
 /// `[-2^(wl-1), 2^(wl-1) - 1]` (`[-(2^(wl-1) - 1), ...]` when symmetric).
@@ -186,12 +183,10 @@ fn fl_range(wl: u32) -> std::ops::RangeInclusive<i32> {
     (wl as i32 - 128)..=149
 }
 
-impl NumberFormat for FixedPoint {
-    fn name(&self) -> &str {
-        "fixed"
-    }
-
-    fn params(&self) -> toml::Table {
+impl FixedPoint {
+    /// The format's own spec keys and values, written from their
+    /// declarations: what [`NumberFormat::params`] returns.
+    pub(crate) fn spec_params(&self) -> toml::Table {
         let mut t = toml::Table::new();
         WL.put(&mut t, i64::from(self.wl));
         FL.put(&mut t, i64::from(self.fl));
@@ -200,33 +195,9 @@ impl NumberFormat for FixedPoint {
         t
     }
 
-    fn bits_per_value(&self) -> f64 {
+    /// Storage bits per value: what [`NumberFormat::bits_per_value`] returns.
+    pub(crate) fn value_bits(&self) -> f64 {
         self.wl.into()
-    }
-
-    fn quantize_tensor(
-        &self,
-        x: &swalp_core::tch::Tensor,
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<swalp_core::tch::Tensor> {
-        tensor::fixed(self, x, rounding, random)
-    }
-
-    fn has_native(&self) -> bool {
-        true
-    }
-
-    fn quantize_native(
-        &self,
-        x: &[f32],
-        _shape: &[usize],
-        out: &mut [f32],
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<()> {
-        native::fixed(self, x, out, rounding, random);
-        Ok(())
     }
 }
 

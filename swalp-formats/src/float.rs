@@ -1,11 +1,9 @@
 //! Binary floating point with `exp` exponent and `man` mantissa bits.
 
 use swalp_core::{
-    kernel::native::pow2, tch::Tensor, FormatFactory, NumberFormat, ParamInfo, Params,
-    RandomStream, Result, Rounding, SpecError,
+    kernel::native::pow2, FormatFactory, NumberFormat, ParamInfo, Params, Result, Rounding,
+    SpecError,
 };
-
-use crate::kernels::{native, tensor};
 
 /// What the top exponent encodes.
 ///
@@ -443,12 +441,10 @@ fn overflow_name(o: Overflow) -> &'static str {
     }
 }
 
-impl NumberFormat for FloatFormat {
-    fn name(&self) -> &str {
-        "float"
-    }
-
-    fn params(&self) -> toml::Table {
+impl FloatFormat {
+    /// The format's own spec keys and values, written from their
+    /// declarations: what [`NumberFormat::params`] returns.
+    pub(crate) fn spec_params(&self) -> toml::Table {
         let mut t = toml::Table::new();
         EXP.put(&mut t, i64::from(self.exp));
         MAN.put(&mut t, i64::from(self.man));
@@ -456,33 +452,9 @@ impl NumberFormat for FloatFormat {
         t
     }
 
-    fn bits_per_value(&self) -> f64 {
+    /// Storage bits per value: what [`NumberFormat::bits_per_value`] returns.
+    pub(crate) fn value_bits(&self) -> f64 {
         f64::from(1 + self.exp + self.man)
-    }
-
-    fn quantize_tensor(
-        &self,
-        x: &Tensor,
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<Tensor> {
-        tensor::float(self, x, rounding, random)
-    }
-
-    fn has_native(&self) -> bool {
-        true
-    }
-
-    fn quantize_native(
-        &self,
-        x: &[f32],
-        _shape: &[usize],
-        out: &mut [f32],
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<()> {
-        native::float(self, x, out, rounding, random);
-        Ok(())
     }
 }
 

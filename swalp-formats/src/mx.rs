@@ -27,13 +27,10 @@ use swalp_core::{
     block::{resolve_dim, Block, BlockLayout},
     kernel::native::{exponent, pow2},
     spec::invalid,
-    tch::Tensor,
-    Backend, Error, FormatFactory, NumberFormat, ParamInfo, Params, RandomStream, Result, Rounding,
-    SpecError,
+    Backend, Error, FormatFactory, NumberFormat, ParamInfo, Params, Result, SpecError,
 };
 
 use crate::float::{FloatFormat, Overflow, Specials};
-use crate::kernels::{native, tensor};
 
 /// The smallest exponent an E8M0 scale encodes (code `0x00`, `2^-127`).
 pub const SCALE_EXP_MIN: i32 = -127;
@@ -322,12 +319,10 @@ fn effective_shape(shape: &[usize]) -> &[usize] {
     }
 }
 
-impl NumberFormat for MxFormat {
-    fn name(&self) -> &str {
-        "mx"
-    }
-
-    fn params(&self) -> toml::Table {
+impl MxFormat {
+    /// The format's own spec keys and values, written from their
+    /// declarations: what [`NumberFormat::params`] returns.
+    pub(crate) fn spec_params(&self) -> toml::Table {
         let mut t = toml::Table::new();
         ELEM.put(&mut t, self.elem.name());
         BLOCK_SIZE.put(&mut t, self.block_size as i64);
@@ -335,32 +330,9 @@ impl NumberFormat for MxFormat {
         t
     }
 
-    fn bits_per_value(&self) -> f64 {
+    /// Storage bits per value: what [`NumberFormat::bits_per_value`] returns.
+    pub(crate) fn value_bits(&self) -> f64 {
         f64::from(self.elem.bits()) + f64::from(SCALE_BITS) / self.block_size as f64
-    }
-
-    fn quantize_tensor(
-        &self,
-        x: &Tensor,
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<Tensor> {
-        tensor::mx(self, x, rounding, random)
-    }
-
-    fn has_native(&self) -> bool {
-        true
-    }
-
-    fn quantize_native(
-        &self,
-        x: &[f32],
-        shape: &[usize],
-        out: &mut [f32],
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<()> {
-        native::mx(self, x, shape, out, rounding, random)
     }
 }
 

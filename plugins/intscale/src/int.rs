@@ -4,11 +4,8 @@
 use swalp_core::{
     block::{resolve_dim, Block},
     spec::invalid,
-    tch::Tensor,
-    Backend, Error, NumberFormat, ParamInfo, RandomStream, Result, Rounding, SpecError,
+    Backend, Error, ParamInfo, Result, SpecError,
 };
-
-use crate::kernels::{native, tensor};
 
 /// `bits`: bits per integer, sign included; `i · m` must be exact in
 /// `f64` for an `f32` maximum `m`.
@@ -127,48 +124,5 @@ impl IntScale {
                 }),
             },
         }
-    }
-}
-
-impl NumberFormat for IntScale {
-    fn name(&self) -> &str {
-        "int"
-    }
-
-    fn params(&self) -> toml::Table {
-        let mut t = toml::Table::new();
-        BITS.put(&mut t, i64::from(self.bits));
-        CHANNEL_DIM.put(&mut t, self.scope.to_toml());
-        t
-    }
-
-    /// The integer's bits; the scale (one `f32` per block) is not counted,
-    /// since the block size depends on the tensor.
-    fn bits_per_value(&self) -> f64 {
-        self.bits.into()
-    }
-
-    fn quantize_tensor(
-        &self,
-        x: &Tensor,
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<Tensor> {
-        tensor::int(self, x, rounding, random)
-    }
-
-    fn has_native(&self) -> bool {
-        true
-    }
-
-    fn quantize_native(
-        &self,
-        x: &[f32],
-        shape: &[usize],
-        out: &mut [f32],
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<()> {
-        native::int(self, x, shape, out, rounding, random)
     }
 }

@@ -1,12 +1,7 @@
 //! The posit<n, es> format: its parameters, range and the layout of its
 //! values binade by binade, which both kernels read.
 
-use swalp_core::{
-    kernel::native::pow2, tch::Tensor, NumberFormat, ParamInfo, RandomStream, Result, Rounding,
-    SpecError,
-};
-
-use crate::kernels::{native, tensor};
+use swalp_core::{kernel::native::pow2, ParamInfo, Result, SpecError};
 
 /// `n`: bits per posit.
 pub const N: ParamInfo = ParamInfo::int("n", 2, 32, "bits per posit, sign included");
@@ -198,48 +193,6 @@ impl Posit {
                 tie_up: lower_odd,
             }
         }
-    }
-}
-
-impl NumberFormat for Posit {
-    fn name(&self) -> &str {
-        "posit"
-    }
-
-    fn params(&self) -> toml::Table {
-        let mut t = toml::Table::new();
-        N.put(&mut t, i64::from(self.n));
-        ES.put(&mut t, i64::from(self.es));
-        t
-    }
-
-    fn bits_per_value(&self) -> f64 {
-        self.n.into()
-    }
-
-    fn quantize_tensor(
-        &self,
-        x: &Tensor,
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<Tensor> {
-        tensor::posit(self, x, rounding, random)
-    }
-
-    fn has_native(&self) -> bool {
-        true
-    }
-
-    fn quantize_native(
-        &self,
-        x: &[f32],
-        _shape: &[usize],
-        out: &mut [f32],
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<()> {
-        native::posit(self, x, out, rounding, random);
-        Ok(())
     }
 }
 

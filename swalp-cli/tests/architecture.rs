@@ -5,7 +5,9 @@
 //!   `experiment` uses `data` is a cycle; a module using its own parent or
 //!   children is not);
 //! - the experiment library builds without the command line's dependencies:
-//!   they are optional and only the `cli` / `download` features enable them.
+//!   they are optional and only the `cli` / `download` features enable them;
+//! - the conformance kit (`swalp-conformance`, test-only) is never a normal
+//!   or build dependency, and `swalp-formats` and every plugin run it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,10 +19,15 @@ fn workspace() -> PathBuf {
 /// Every library crate's `src` directory.
 fn crates() -> Vec<PathBuf> {
     let root = workspace();
-    let mut dirs: Vec<PathBuf> = ["swalp-core", "swalp-formats", "swalp-cli"]
-        .iter()
-        .map(|c| root.join(c).join("src"))
-        .collect();
+    let mut dirs: Vec<PathBuf> = [
+        "swalp-core",
+        "swalp-formats",
+        "swalp-cli",
+        "swalp-conformance",
+    ]
+    .iter()
+    .map(|c| root.join(c).join("src"))
+    .collect();
     let plugins = std::fs::read_dir(root.join("plugins")).unwrap_or_else(|e| panic!("{e}"));
     for entry in plugins.flatten() {
         let src = entry.path().join("src");
@@ -454,4 +461,93 @@ fn the_library_does_not_depend_on_the_command_line() {
     }
     let default = features["default"].as_array().cloned().unwrap_or_default();
     assert!(default.iter().any(|v| v.as_str() == Some("cli")));
+}
+
+/// The workspace members' directories, from the root manifest.
+fn members() -> Vec<PathBuf> {
+    let manifest =
+        std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let doc: toml::Table = toml::from_str(&manifest).unwrap_or_else(|e| panic!("{e}"));
+    doc["workspace"]["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(toml::Value::as_str)
+                .map(|m| workspace().join(m))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `swalp-conformance` holds test-only checks: it is unpublished, appears
+/// only under `[dev-dependencies]` (a normal dependency would ship test code
+/// and its helpers to users), and `swalp-formats` and every plugin run it
+/// from a `tests/conformance.rs`.
+#[test]
+fn the_conformance_kit_is_a_dev_dependency_only() {
+    const KIT: &str = "swalp-conformance";
+    let kit_manifest = std::fs::read_to_string(workspace().join(KIT).join("Cargo.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kit: toml::Table = toml::from_str(&kit_manifest).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        kit["package"].get("publish").and_then(toml::Value::as_bool),
+        Some(false),
+        "{KIT} must not be published"
+    );
+    let members = members();
+    assert!(
+        members.iter().any(|m| m.ends_with(KIT)),
+        "{KIT} is a member"
+    );
+    let mut runners = Vec::new();
+    for member in &members {
+        let path = member.join("Cargo.toml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        // Plain and target-specific (`[target.'cfg(..)'.dependencies]`) tables.
+        let mut tables: Vec<(String, &toml::Value)> = Vec::new();
+        for key in ["dependencies", "build-dependencies", "dev-dependencies"] {
+            if let Some(t) = doc.get(key) {
+                tables.push((key.to_string(), t));
+            }
+        }
+        if let Some(targets) = doc.get("target").and_then(toml::Value::as_table) {
+            for (cfg, t) in targets {
+                for key in ["dependencies", "build-dependencies", "dev-dependencies"] {
+                    if let Some(deps) = t.get(key) {
+                        tables.push((format!("target.{cfg}.{key}"), deps));
+                    }
+                }
+            }
+        }
+        for (key, deps) in tables {
+            if deps.get(KIT).is_some() {
+                assert!(
+                    key.ends_with("dev-dependencies"),
+                    "{}: {KIT} is test-only, but it is listed under [{key}]",
+                    path.display()
+                );
+                runners.push(member.clone());
+            }
+        }
+    }
+    let mut must_run = vec![workspace().join("swalp-formats")];
+    let plugins = std::fs::read_dir(workspace().join("plugins")).unwrap_or_else(|e| panic!("{e}"));
+    for entry in plugins.flatten() {
+        if entry.path().join("src/lib.rs").is_file() {
+            must_run.push(entry.path());
+        }
+    }
+    for dir in must_run {
+        assert!(
+            runners.contains(&dir),
+            "{}: a format crate must list {KIT} under [dev-dependencies]",
+            dir.display()
+        );
+        assert!(
+            dir.join("tests/conformance.rs").is_file(),
+            "{}: a format crate must run the conformance kit in tests/conformance.rs",
+            dir.display()
+        );
+    }
 }

@@ -12,28 +12,15 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
+use swalp_conformance::{
+    assert_same_slices, p2, quantizer, run_both as run, run_on, same, tensor, values, Data,
+    ALL_ROUNDINGS as ALL, SR2,
+};
 use swalp_core::tch::{Kind, Tensor};
 use swalp_core::{Backend, Error, QuantRng, Quantizer, Rounding};
 use swalp_formats::{MxElem, MxFormat};
 
 use Rounding::{Down, NearestAway, NearestEven, NearestUp, TowardZero, Up};
-
-/// Stochastic rounding with 2 random bits.
-const SR2: Rounding = Rounding::Stochastic { bits: 2 };
-
-/// Every rounding the tests exercise.
-const ALL: [Rounding; 8] = [
-    NearestEven,
-    NearestAway,
-    NearestUp,
-    TowardZero,
-    Down,
-    Up,
-    Rounding::STOCHASTIC,
-    SR2,
-];
-
-const DETERMINISTIC: [Rounding; 6] = [NearestEven, NearestAway, NearestUp, TowardZero, Down, Up];
 
 // ---------------------------------------------------------------------------
 // The element types, from the OCP MX v1.0 spec's tables
@@ -208,65 +195,6 @@ impl Elem {
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn p2(k: i32) -> f64 {
-    2f64.powi(k)
-}
-
-fn same(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-fn assert_same_slices(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            same(*x, *y),
-            "{what}: element {i} differs: {x:e} ({:#010x}) vs {y:e} ({:#010x})",
-            x.to_bits(),
-            y.to_bits()
-        );
-    }
-}
-
-fn shape_i64(shape: &[usize]) -> Vec<i64> {
-    shape.iter().map(|&d| d as i64).collect()
-}
-
-fn tensor(x: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_slice(x).reshape(shape_i64(shape))
-}
-
-fn values(t: &Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(&t.to_kind(Kind::Float).contiguous().reshape([-1])).unwrap()
-}
-
-fn quantizer(spec: &str, r: Rounding, b: Backend) -> Quantizer {
-    spec.parse::<Quantizer>()
-        .unwrap_or_else(|e| panic!("{spec}: {e}"))
-        .with_rounding(r)
-        .with_backend(b)
-}
-
-/// Quantizes with one backend.
-fn run_on(spec: &str, r: Rounding, b: Backend, x: &[f32], shape: &[usize], seed: u64) -> Vec<f32> {
-    let q = quantizer(spec, r, b);
-    let y = q
-        .quantize(&tensor(x, shape), &mut QuantRng::new(seed))
-        .unwrap_or_else(|e| panic!("{q}: {e}"));
-    assert_eq!(y.size(), shape_i64(shape));
-    assert_eq!(y.kind(), Kind::Float);
-    values(&y)
-}
-
-/// Quantizes with the native and the tensor kernel, checks that they agree
-/// bit for bit, and returns the result.
-fn run(spec: &str, r: Rounding, x: &[f32], shape: &[usize], seed: u64) -> Vec<f32> {
-    let native = run_on(spec, r, Backend::Native, x, shape, seed);
-    let tensor = run_on(spec, r, Backend::Tensor, x, shape, seed);
-    assert_same_slices(&native, &tensor, &format!("{spec} {r}: native vs tensor"));
-    native
-}
-
 /// One block holding all of `x` (1-D), nearest-even unless given.
 fn run_block(e: Elem, r: Rounding, x: &[f32]) -> Vec<f32> {
     run(&e.spec(x.len(), -1), r, x, &[x.len()], 0)
@@ -275,32 +203,6 @@ fn run_block(e: Elem, r: Rounding, x: &[f32]) -> Vec<f32> {
 /// The draw of element `i` of the first stream of `seed`.
 fn draw(seed: u64, i: usize) -> u32 {
     QuantRng::new(seed).next_stream().bits(i as u64)
-}
-
-/// Deterministic pseudo-random data (splitmix64).
-struct Data(u64);
-
-impl Data {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Values `±m · 2^e`, `e` spread over `[lo, hi]`.
-    fn spread(&mut self, n: usize, lo: i32, hi: i32) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let r = self.next_u64();
-                let e = lo + (r % (hi - lo + 1) as u64) as i32;
-                let m = 1.0 + ((r >> 20) & 0x7f_ffff) as f64 / p2(23);
-                let s = if r >> 63 == 1 { -1.0 } else { 1.0 };
-                (s * m * p2(e)) as f32
-            })
-            .collect()
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1280,7 +1182,7 @@ fn every_deterministic_mode_matches_the_reference_on_dense_grids() {
             }
         }
         let x: Vec<f32> = x.iter().map(|&v| (v * p2(-3)) as f32).collect();
-        for r in DETERMINISTIC {
+        for r in Rounding::DETERMINISTIC {
             let y = run(&e.spec(4, -1), r, &x, &[x.len()], 0);
             let want = reference_f32(&e, &x, &[x.len()], 4, 0, r, 0);
             assert_same_slices(&y, &want, &format!("{} {r}", e.name));

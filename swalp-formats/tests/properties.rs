@@ -10,37 +10,21 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
+use swalp_conformance::{
+    assert_same_slices, p2, quantize, quantizer, same, same_f64, tensor, values, values_f64, Data,
+    ALL_ROUNDINGS as ALL, SR2,
+};
 use swalp_core::tch::{Device, Kind, Tensor};
 use swalp_core::{Backend, Error, QuantRng, Quantizer, Rounding};
 use swalp_formats::{Block, BlockFloat, FixedPoint, FloatFormat, Overflow, SmallBlock, Specials};
 
 use Rounding::{Down, NearestAway, NearestEven, NearestUp, TowardZero, Up};
 
-/// Stochastic rounding with 2 random bits.
-const SR2: Rounding = Rounding::Stochastic { bits: 2 };
-
-/// Every rounding the tests exercise.
-const ALL: [Rounding; 8] = [
-    NearestEven,
-    NearestAway,
-    NearestUp,
-    TowardZero,
-    Down,
-    Up,
-    Rounding::STOCHASTIC,
-    SR2,
-];
-
 const DIRECTED: [Rounding; 3] = [TowardZero, Down, Up];
 
 // ---------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------
-
-/// `2^k`, exact for the exponents used here.
-fn p2(k: i32) -> f64 {
-    2f64.powi(k)
-}
 
 /// `floor(log2 |x|)` for a finite nonzero `x` (every `f32` is normal in `f64`).
 fn ilog2(x: f64) -> i32 {
@@ -51,23 +35,6 @@ fn ilog2(x: f64) -> i32 {
 /// Whether `v` lies within the finite range of `f32`.
 fn f32_holds(v: f64) -> bool {
     v.abs() <= f64::from(f32::MAX)
-}
-
-/// Same value, bit for bit; any two NaNs count as equal.
-fn same(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-fn assert_same_slices(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            same(*x, *y),
-            "{what}: element {i} differs: {x:e} ({:#010x}) vs {y:e} ({:#010x})",
-            x.to_bits(),
-            y.to_bits()
-        );
-    }
 }
 
 /// Rounds `s` to an integer with a deterministic mode, using Rust's own
@@ -92,49 +59,6 @@ fn ref_round(mode: Rounding, s: f64) -> f64 {
         0f64.copysign(s)
     } else {
         r
-    }
-}
-
-fn shape_i64(shape: &[usize]) -> Vec<i64> {
-    shape.iter().map(|&d| d as i64).collect()
-}
-
-fn tensor(x: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_slice(x).reshape(shape_i64(shape))
-}
-
-/// The values of a floating tensor as row-major `f32`.
-fn values(t: &Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(&t.to_kind(Kind::Float).contiguous().reshape([-1])).unwrap()
-}
-
-fn values_f64(t: &Tensor) -> Vec<f64> {
-    Vec::<f64>::try_from(&t.to_kind(Kind::Double).contiguous().reshape([-1])).unwrap()
-}
-
-/// Deterministic pseudo-random test data (splitmix64), independent of torch's
-/// global generator.
-struct Data(u64);
-
-impl Data {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Roughly normal values of magnitude ~`scale`.
-    fn normal(&mut self, n: usize, scale: f64) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let s: f64 = (0..4)
-                    .map(|_| (self.next_u64() >> 11) as f64 / p2(53))
-                    .sum();
-                ((s - 2.0) * scale) as f32
-            })
-            .collect()
     }
 }
 
@@ -297,11 +221,7 @@ impl Fmt {
     }
 
     fn quantizer(&self, rounding: Rounding, backend: Backend) -> Quantizer {
-        let spec = self.spec();
-        spec.parse::<Quantizer>()
-            .unwrap_or_else(|e| panic!("{spec}: {e}"))
-            .with_rounding(rounding)
-            .with_backend(backend)
+        quantizer(&self.spec(), rounding, backend)
     }
 
     /// Binade exponents worth generating inputs in.
@@ -458,13 +378,7 @@ impl Local {
 }
 
 fn run(fmt: &Fmt, r: Rounding, b: Backend, x: &[f32], shape: &[usize], seed: u64) -> Vec<f32> {
-    let q = fmt.quantizer(r, b);
-    let y = q
-        .quantize(&tensor(x, shape), &mut QuantRng::new(seed))
-        .unwrap_or_else(|e| panic!("{}: {e}", q));
-    assert_eq!(y.size(), shape_i64(shape));
-    assert_eq!(y.kind(), Kind::Float);
-    values(&y)
+    quantize(&fmt.quantizer(r, b), x, shape, seed)
 }
 
 // ---------------------------------------------------------------------------
@@ -1954,10 +1868,7 @@ fn dtypes_are_preserved() {
                     if kind == Kind::Double {
                         let (a, w) = (values_f64(&y), values_f64(&want));
                         for (u, v) in a.iter().zip(&w) {
-                            assert!(
-                                u.to_bits() == v.to_bits() || (u.is_nan() && v.is_nan()),
-                                "{what}: {u:e} vs {v:e}"
-                            );
+                            assert!(same_f64(*u, *v), "{what}: {u:e} vs {v:e}");
                         }
                     } else {
                         assert_same_slices(&values(&y), &values(&want), &what);

@@ -2,92 +2,36 @@
 //! backends: exact values computed by hand, block layouts checked against
 //! an element-by-element reference, special values, and stochastic rounding.
 
+use swalp_conformance::{
+    assert_same_slices, quantizer, run_on, Data, ALL_ROUNDINGS as ALL, BACKENDS,
+};
 use swalp_core::tch::Tensor;
 use swalp_core::{Backend, QuantRng, Quantizer, Rounding};
 use swalp_intscale as _;
 
 use Rounding::{Down, NearestAway, NearestEven, NearestUp, TowardZero, Up};
 
-const ALL: [Rounding; 8] = [
-    NearestEven,
-    NearestAway,
-    NearestUp,
-    TowardZero,
-    Down,
-    Up,
-    Rounding::STOCHASTIC,
-    Rounding::Stochastic { bits: 2 },
-];
-
-const BACKENDS: [Backend; 2] = [Backend::Native, Backend::Tensor];
-
-fn quantizer(spec: &str, rounding: Rounding, backend: Backend) -> Quantizer {
-    spec.parse::<Quantizer>()
-        .unwrap()
-        .with_rounding(rounding)
-        .with_backend(backend)
-}
-
-fn quantize_seeded(
-    spec: &str,
-    rounding: Rounding,
-    backend: Backend,
-    x: &[f32],
-    shape: &[i64],
-    seed: u64,
-) -> Vec<f32> {
-    let t = Tensor::from_slice(x).reshape(shape);
-    let y = quantizer(spec, rounding, backend)
-        .quantize(&t, &mut QuantRng::new(seed))
-        .unwrap();
-    assert_eq!(y.size(), shape);
-    Vec::try_from(y.reshape([-1])).unwrap()
-}
-
+/// Quantizes with seed 0.
 fn quantize(
     spec: &str,
     rounding: Rounding,
     backend: Backend,
     x: &[f32],
-    shape: &[i64],
+    shape: &[usize],
 ) -> Vec<f32> {
-    quantize_seeded(spec, rounding, backend, x, shape, 0)
+    run_on(spec, rounding, backend, x, shape, 0)
 }
 
-fn same(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-fn check(got: &[f32], expected: &[f32], what: &str) {
-    assert_eq!(got.len(), expected.len(), "{what}");
-    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-        assert!(same(*g, *e), "{what}: element {i} is {g:e}, expected {e:e}");
-    }
-}
-
-/// Deterministic pseudo-random numbers (splitmix64).
-struct Data(u64);
-
-impl Data {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Roughly normal values with a random per-call magnitude.
-    fn values(&mut self, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let r = self.next();
-                let u = (r >> 11) as f64 / 2f64.powi(53) - 0.5;
-                let e = ((r & 0xF) as i32) - 8;
-                (u * 2f64.powi(e)) as f32
-            })
-            .collect()
-    }
+/// `n` uniform values, each in a random binade `-8..8` of magnitude.
+fn sample(data: &mut Data, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let r = data.next_u64();
+            let u = (r >> 11) as f64 / 2f64.powi(53) - 0.5;
+            let e = ((r & 0xF) as i32) - 8;
+            (u * 2f64.powi(e)) as f32
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------- hand-computed
@@ -119,7 +63,7 @@ fn per_tensor_values_computed_by_hand() {
                 &x,
                 &[9],
             );
-            check(&y, &expected, &format!("{rounding} {backend}"));
+            assert_same_slices(&y, &expected, &format!("{rounding} {backend}"));
         }
     }
     // 3 bits: Q = 3; max 2, scale 2/3: x·3/2 = 1.5, -0.75, 0.45, 3 round to
@@ -132,7 +76,7 @@ fn per_tensor_values_computed_by_hand() {
             &[1.0, -0.5, 0.3, 2.0],
             &[2, 2],
         );
-        check(
+        assert_same_slices(
             &y,
             &[1.333_333_4, -0.666_666_7, 0.0, 2.0],
             &format!("{backend}"),
@@ -148,7 +92,7 @@ fn per_tensor_values_computed_by_hand() {
             &[1.984375, 1.0, -0.0234375, 0.5078125],
             &[4],
         );
-        check(&y, &[1.984375, 1.0, -0.03125, 0.5], &format!("{backend}"));
+        assert_same_slices(&y, &[1.984375, 1.0, -0.03125, 0.5], &format!("{backend}"));
     }
 }
 
@@ -184,7 +128,7 @@ fn per_channel_values_computed_by_hand() {
         let spec = format!(r#"{{ format = "int", bits = 3, channel_dim = {dim} }}"#);
         for backend in BACKENDS {
             let y = quantize(&spec, NearestEven, backend, &x, &[2, 3]);
-            check(&y, &expected, &format!("channel_dim = {dim}, {backend}"));
+            assert_same_slices(&y, &expected, &format!("channel_dim = {dim}, {backend}"));
         }
     }
 }
@@ -253,8 +197,7 @@ fn blocks_follow_the_channel_dimension() {
         (vec![7], vec![None, Some(0)]),
     ] {
         let numel: usize = shape.iter().product();
-        let x = data.values(numel);
-        let shape_i64: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let x = sample(&mut data, numel);
         for dim in dims {
             let dim_text = dim.map_or("\"tensor\"".to_string(), |d| d.to_string());
             for bits in [2, 4, 8, 16] {
@@ -263,8 +206,12 @@ fn blocks_follow_the_channel_dimension() {
                 for mode in [NearestEven, NearestAway, TowardZero, Down, Up] {
                     let expected = reference(&x, &shape, dim, bits, mode);
                     for backend in BACKENDS {
-                        let y = quantize(&spec, mode, backend, &x, &shape_i64);
-                        check(&y, &expected, &format!("{spec} {mode} {backend} {shape:?}"));
+                        let y = quantize(&spec, mode, backend, &x, &shape);
+                        assert_same_slices(
+                            &y,
+                            &expected,
+                            &format!("{spec} {mode} {backend} {shape:?}"),
+                        );
                     }
                 }
             }
@@ -275,7 +222,7 @@ fn blocks_follow_the_channel_dimension() {
 #[test]
 fn native_and_tensor_kernels_agree_bit_for_bit() {
     let mut data = Data(17);
-    let mut x = data.values(40_000);
+    let mut x = sample(&mut data, 40_000);
     x[5] = f32::NAN;
     x[77] = f32::INFINITY;
     x[1000] = f32::NEG_INFINITY;
@@ -284,9 +231,9 @@ fn native_and_tensor_kernels_agree_bit_for_bit() {
         for bits in [2, 3, 8, 12, 24] {
             let spec = format!(r#"{{ format = "int", bits = {bits}, channel_dim = {dim} }}"#);
             for rounding in ALL {
-                let native = quantize_seeded(&spec, rounding, Backend::Native, &x, &[200, 200], 5);
-                let tensor = quantize_seeded(&spec, rounding, Backend::Tensor, &x, &[200, 200], 5);
-                check(&tensor, &native, &format!("{spec} {rounding}"));
+                let native = run_on(&spec, rounding, Backend::Native, &x, &[200, 200], 5);
+                let tensor = run_on(&spec, rounding, Backend::Tensor, &x, &[200, 200], 5);
+                assert_same_slices(&tensor, &native, &format!("{spec} {rounding}"));
             }
         }
     }
@@ -297,7 +244,7 @@ fn native_and_tensor_kernels_agree_bit_for_bit() {
 #[test]
 fn the_largest_magnitude_is_kept_exactly_under_every_mode() {
     let mut data = Data(23);
-    let x = data.values(1000);
+    let x = sample(&mut data, 1000);
     let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let at = x.iter().position(|v| v.abs() == max).unwrap();
     for bits in [2, 5, 8, 24] {
@@ -338,10 +285,10 @@ fn nan_and_infinities_do_not_set_the_scale() {
                 &[2, 5],
             );
             if rounding == NearestEven {
-                check(&y, &expected, &format!("{backend}"));
+                assert_same_slices(&y, &expected, &format!("{backend}"));
             } else {
-                check(&y[..4], &expected[..4], &format!("{rounding} {backend}"));
-                check(&y[5..], &expected[5..], &format!("{rounding} {backend}"));
+                assert_same_slices(&y[..4], &expected[..4], &format!("{rounding} {backend}"));
+                assert_same_slices(&y[5..], &expected[5..], &format!("{rounding} {backend}"));
             }
         }
     }
@@ -380,15 +327,15 @@ fn stochastic_decisions_follow_the_draws_exactly() {
             })
             .collect();
         for backend in BACKENDS {
-            let y = quantize_seeded(
+            let y = run_on(
                 r#"{ format = "int", bits = 4 }"#,
                 Rounding::Stochastic { bits },
                 backend,
                 &x,
-                &[x.len() as i64],
+                &[x.len()],
                 seed,
             );
-            check(&y, &expected, &format!("{bits} bits, {backend}"));
+            assert_same_slices(&y, &expected, &format!("{bits} bits, {backend}"));
         }
     }
 }
@@ -403,12 +350,12 @@ fn stochastic_rounding_is_unbiased_per_channel() {
     x.extend(std::iter::repeat(b).take(copies));
     x[copies] = 100.0;
     for backend in BACKENDS {
-        let y = quantize_seeded(
+        let y = run_on(
             r#"{ format = "int", bits = 8, channel_dim = 0 }"#,
             Rounding::STOCHASTIC,
             backend,
             &x,
-            &[2, copies as i64],
+            &[2, copies],
             13,
         );
         for (channel, value, max) in [(0, a, 1.0f64), (1, b, 100.0)] {
@@ -430,7 +377,7 @@ fn stochastic_rounding_is_unbiased_per_channel() {
 
 #[test]
 fn stochastic_rounding_is_reproducible() {
-    let x = Data(2).values(5000);
+    let x = sample(&mut Data(2), 5000);
     let q = quantizer(
         r#"{ format = "int", bits = 4 }"#,
         Rounding::STOCHASTIC,

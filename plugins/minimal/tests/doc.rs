@@ -5,12 +5,13 @@
 use std::path::Path;
 
 /// The files the guide must show.
-const SHOWN: [&str; 5] = [
+const SHOWN: [&str; 6] = [
     "Cargo.toml",
     "build.rs",
     "src/lib.rs",
     "src/bin/swalp-minimal.rs",
     "tests/cli.rs",
+    "tests/conformance.rs",
 ];
 
 #[test]

@@ -7,28 +7,14 @@
 //! neighbouring posits is decoded as the `(n+1)`-bit pattern of the lower one
 //! followed by a one bit.
 
+use swalp_conformance::{
+    assert_same_outputs, quantizer, run_on, same, Data, ALL_ROUNDINGS as ALL, BACKENDS,
+};
 use swalp_core::tch::{Kind, Tensor};
 use swalp_core::{Backend, QuantRng, Quantizer, Rounding};
 use swalp_posit as _;
 
 use Rounding::{Down, NearestAway, NearestEven, NearestUp, TowardZero, Up};
-
-const SR2: Rounding = Rounding::Stochastic { bits: 2 };
-
-const DETERMINISTIC: [Rounding; 6] = [NearestEven, NearestAway, NearestUp, TowardZero, Down, Up];
-
-const ALL: [Rounding; 8] = [
-    NearestEven,
-    NearestAway,
-    NearestUp,
-    TowardZero,
-    Down,
-    Up,
-    Rounding::STOCHASTIC,
-    SR2,
-];
-
-const BACKENDS: [Backend; 2] = [Backend::Native, Backend::Tensor];
 
 /// Every (n, es) the exhaustive tests enumerate.
 const SMALL: [(u32, u32); 20] = [
@@ -98,14 +84,6 @@ fn spec(n: u32, es: u32) -> String {
     format!(r#"{{ format = "posit", n = {n}, es = {es} }}"#)
 }
 
-fn quantizer(n: u32, es: u32, rounding: Rounding, backend: Backend) -> Quantizer {
-    spec(n, es)
-        .parse::<Quantizer>()
-        .unwrap()
-        .with_rounding(rounding)
-        .with_backend(backend)
-}
-
 fn quantize_seeded(
     n: u32,
     es: u32,
@@ -114,10 +92,7 @@ fn quantize_seeded(
     x: &[f32],
     seed: u64,
 ) -> Vec<f32> {
-    let y = quantizer(n, es, rounding, backend)
-        .quantize(&Tensor::from_slice(x), &mut QuantRng::new(seed))
-        .unwrap();
-    Vec::try_from(y).unwrap()
+    run_on(&spec(n, es), rounding, backend, x, &[x.len()], seed)
 }
 
 fn quantize(n: u32, es: u32, rounding: Rounding, backend: Backend, x: &[f32]) -> Vec<f32> {
@@ -125,29 +100,11 @@ fn quantize(n: u32, es: u32, rounding: Rounding, backend: Backend, x: &[f32]) ->
 }
 
 fn quantize_f64(n: u32, es: u32, rounding: Rounding, x: &[f64]) -> Vec<f64> {
-    let y = quantizer(n, es, rounding, Backend::Auto)
+    let y = quantizer(&spec(n, es), rounding, Backend::Auto)
         .quantize(&Tensor::from_slice(x), &mut QuantRng::new(0))
         .unwrap();
     assert_eq!(y.kind(), Kind::Double);
     Vec::try_from(y).unwrap()
-}
-
-fn same(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-}
-
-/// Checks `got` against `expected` bit for bit (any NaN matches NaN).
-fn check(got: &[f32], expected: &[f32], x: &[f32], what: &str) {
-    assert_eq!(got.len(), expected.len());
-    for i in 0..got.len() {
-        assert!(
-            same(got[i], expected[i]),
-            "{what}: x = {:e} gave {:e}, expected {:e}",
-            x[i],
-            got[i],
-            expected[i]
-        );
-    }
 }
 
 /// `v` as an `f32`, asserting that it is one.
@@ -164,32 +121,6 @@ fn next_up(v: f32) -> f32 {
 fn next_down(v: f32) -> f32 {
     assert!(v > 0.0);
     f32::from_bits(v.to_bits() - 1)
-}
-
-/// Deterministic pseudo-random numbers (splitmix64).
-struct Data(u64);
-
-impl Data {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A finite f32 of random sign, exponent in -149..=127 and significand.
-    fn wide_f32(&mut self) -> f32 {
-        let r = self.next();
-        let exponent = (r % 254) as u32 + 1; // normal exponents
-        let bits = ((r >> 8) as u32 & 0x807F_FFFF) | (exponent << 23);
-        let v = f32::from_bits(bits);
-        match (r >> 40) % 16 {
-            0 => f32::from_bits((r >> 8) as u32 & 0x807F_FFFF), // subnormal or zero
-            1 => (v.abs() * 1e-30).copysign(v),                 // tiny
-            _ => v,
-        }
-    }
 }
 
 // ------------------------------------------------------------- the tables
@@ -293,7 +224,7 @@ fn the_decoder_matches_tables_computed_by_hand() {
         for backend in BACKENDS {
             for rounding in ALL {
                 let y = quantize(n, es, rounding, backend, &x);
-                check(&y, &x, &x, &format!("posit<{n},{es}> {rounding} {backend}"));
+                assert_same_outputs(&y, &x, &x, &format!("posit<{n},{es}> {rounding} {backend}"));
             }
         }
     }
@@ -417,7 +348,7 @@ fn check_every_posit(n: u32, es: u32) {
         let expected: Vec<f32> = cases.iter().map(|c| c.1).collect();
         for backend in BACKENDS {
             let y = quantize(n, es, *mode, backend, &x);
-            check(
+            assert_same_outputs(
                 &y,
                 &expected,
                 &x,
@@ -440,7 +371,7 @@ fn all_256_posit8_es0_values_are_fixed_points_and_ties_go_to_even_patterns() {
         for rounding in ALL {
             let y = quantize(8, 0, rounding, backend, &x);
             // -0.0 never occurs: pattern 0 is +0.
-            check(&y, &x, &x, &format!("posit<8,0> {rounding} {backend}"));
+            assert_same_outputs(&y, &x, &x, &format!("posit<8,0> {rounding} {backend}"));
         }
     }
     check_every_posit(8, 0);
@@ -477,7 +408,7 @@ fn saturates_at_maxpos_and_never_underflows_to_zero() {
         for backend in BACKENDS {
             for rounding in ALL {
                 let y = quantize(n, es, rounding, backend, &x);
-                check(
+                assert_same_outputs(
                     &y,
                     &expected,
                     &x,
@@ -515,7 +446,7 @@ fn rounding_is_monotone() {
     let mut x: Vec<f32> = (0..20_000).map(|_| data.wide_f32()).collect();
     x.sort_by(f32::total_cmp);
     for (n, es) in [(8, 0), (8, 2), (16, 1), (12, 3), (32, 2), (9, 4)] {
-        for rounding in DETERMINISTIC {
+        for rounding in Rounding::DETERMINISTIC {
             let y = quantize(n, es, rounding, Backend::Native, &x);
             for i in 1..y.len() {
                 assert!(
@@ -537,7 +468,7 @@ fn native_and_tensor_kernels_agree_bit_for_bit() {
     let mut x: Vec<f32> = (0..50_000).map(|_| data.wide_f32()).collect();
     x.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0]);
     // Values near 1, where posits are dense.
-    x.extend((0..5_000).map(|_| 1.0 + (data.next() % 4096) as f32 / 4096.0));
+    x.extend((0..5_000).map(|_| 1.0 + (data.next_u64() % 4096) as f32 / 4096.0));
     for (n, es) in [
         (2, 1),
         (5, 1),
@@ -554,11 +485,11 @@ fn native_and_tensor_kernels_agree_bit_for_bit() {
         for rounding in ALL {
             let native = quantize_seeded(n, es, rounding, Backend::Native, &x, 3);
             let tensor = quantize_seeded(n, es, rounding, Backend::Tensor, &x, 3);
-            check(&tensor, &native, &x, &format!("posit<{n},{es}> {rounding}"));
+            assert_same_outputs(&tensor, &native, &x, &format!("posit<{n},{es}> {rounding}"));
             // Results are posits: quantizing again changes nothing.
             if !rounding.is_stochastic() {
                 let again = quantize(n, es, rounding, Backend::Native, &native);
-                check(
+                assert_same_outputs(
                     &again,
                     &native,
                     &native,
@@ -623,7 +554,7 @@ fn stochastic_decisions_follow_the_draws_exactly() {
                 .collect();
             for backend in BACKENDS {
                 let y = quantize_seeded(n, es, rounding, backend, &x, seed);
-                check(
+                assert_same_outputs(
                     &y,
                     &expected,
                     &x,
@@ -669,7 +600,7 @@ fn stochastic_rounding_is_unbiased_between_neighbours() {
 #[test]
 fn stochastic_rounding_is_reproducible() {
     let x: Vec<f32> = (0..10_000).map(|i| i as f32 * 0.37 - 1800.0).collect();
-    let q = quantizer(8, 2, Rounding::STOCHASTIC, Backend::Auto);
+    let q = quantizer(&spec(8, 2), Rounding::STOCHASTIC, Backend::Auto);
     let run = |rng: &mut QuantRng| -> Vec<f32> {
         Vec::try_from(q.quantize(&Tensor::from_slice(&x), rng).unwrap()).unwrap()
     };
@@ -711,7 +642,7 @@ fn posit32_is_exact_in_f64_and_f32_inputs_are_never_double_rounded() {
     for backend in BACKENDS {
         for rounding in ALL {
             let y = quantize(32, 2, rounding, backend, &x);
-            check(&y, &x, &x, &format!("posit<32,2> {rounding} {backend}"));
+            assert_same_outputs(&y, &x, &x, &format!("posit<32,2> {rounding} {backend}"));
         }
     }
     // Where posit<32,2> is coarser than f32 (large and small binades),

@@ -605,6 +605,49 @@ impl Conformance {
             }
         }
     }
+
+    /// [`Check::Params`]: every key `params()` writes is declared by the
+    /// format's factory and allowed by its declaration, and the spec it
+    /// makes rebuilds a format with the same `params()`. A format the
+    /// registry does not know (built by [`Conformance::for_format`]) has no
+    /// declarations to check against and passes.
+    pub(crate) fn check_params(&self) {
+        let format = self.base.format();
+        let Ok(factory) = swalp_core::registry::find(format.name()) else {
+            return;
+        };
+        let params = format.params();
+        for (key, value) in &params {
+            let Some(declared) = factory.params.iter().find(|p| p.name == key) else {
+                panic!(
+                    "params() round trip failed for {}: params() writes `{key}`, which {:?} does \
+                     not declare",
+                    self.label, factory.name
+                );
+            };
+            if let Err(e) = declared.check(value) {
+                panic!(
+                    "params() round trip failed for {}: `{key} = {value}` breaks its \
+                     declaration: {e}",
+                    self.label
+                );
+            }
+        }
+        let mut spec = params.clone();
+        spec.insert("format".into(), format.name().into());
+        let rebuilt = swalp_core::registry::build_format(&spec).unwrap_or_else(|e| {
+            panic!(
+                "params() round trip failed for {}: {spec} does not build: {e}",
+                self.label
+            )
+        });
+        assert_eq!(
+            rebuilt.params(),
+            params,
+            "params() round trip failed for {}: the rebuilt format differs",
+            self.label
+        );
+    }
 }
 
 #[cfg(test)]

@@ -88,6 +88,10 @@ pub enum Check {
     Specials,
     /// `Q_r(-x) == -Q_r'(x)`, `r'` the mirror of `r` (opt-in).
     SignSymmetric,
+    /// `params()` names only keys its factory declares, each within what
+    /// the declaration allows, and rebuilds an equal format through the
+    /// registry (registered formats only).
+    Params,
 }
 
 impl fmt::Display for Check {
@@ -100,6 +104,7 @@ impl fmt::Display for Check {
             Check::Unbiased => "unbiased stochastic rounding",
             Check::Specials => "±0/NaN/Inf",
             Check::SignSymmetric => "sign symmetry",
+            Check::Params => "params() round trip",
         })
     }
 }
@@ -387,6 +392,9 @@ impl Conformance {
         }
         if self.runs(Check::SignSymmetric) {
             self.check_sign_symmetric();
+        }
+        if self.runs(Check::Params) {
+            self.check_params();
         }
     }
 }

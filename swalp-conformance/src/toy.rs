@@ -150,6 +150,59 @@ swalp_core::register_format!(FormatFactory {
     build: build_broken,
 });
 
+/// A format whose `params()` writes a key its factory does not declare.
+#[derive(Clone, Debug)]
+struct Undeclared;
+
+impl NumberFormat for Undeclared {
+    fn name(&self) -> &str {
+        "conformance-toy-undeclared"
+    }
+
+    fn params(&self) -> toml::Table {
+        toml::Table::from_iter([("extra".to_string(), toml::Value::Integer(1))])
+    }
+
+    fn bits_per_value(&self) -> f64 {
+        32.0
+    }
+
+    fn quantize_tensor(&self, x: &Tensor, _: Rounding, _: Option<RandomStream>) -> Result<Tensor> {
+        Ok(x.f_detach_copy()?)
+    }
+}
+
+fn build_undeclared(_: &mut Params<'_>) -> std::result::Result<Box<dyn NumberFormat>, SpecError> {
+    Ok(Box::new(Undeclared))
+}
+
+swalp_core::register_format!(FormatFactory {
+    name: "conformance-toy-undeclared",
+    summary: "a format whose params() writes an undeclared key, for the kit's own tests",
+    params: NO_PARAMS,
+    build: build_undeclared,
+});
+
+#[test]
+fn params_naming_an_undeclared_key_fail() {
+    let kit = [
+        Check::Representable,
+        Check::Idempotent,
+        Check::Monotone,
+        Check::Backends,
+        Check::Unbiased,
+        Check::Specials,
+    ]
+    .into_iter()
+    .fold(
+        Conformance::new(r#"{ format = "conformance-toy-undeclared" }"#),
+        |kit, check| kit.skip(check, "only the params check is under test"),
+    );
+    let message = panic_message(|| kit.run());
+    assert!(message.contains("params() round trip"), "{message}");
+    assert!(message.contains("`extra`"), "{message}");
+}
+
 fn kit(bug: Bug) -> Conformance {
     Conformance::for_format(Box::new(Toy { bug })).exponents(-6, 2)
 }

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 
 use crate::cli::{ExperimentArgs, RunArgs, RunDeviceArg};
 use crate::error::CliError;
-use crate::experiment::{self, config::DeviceChoice, Experiment, ExperimentError, RunOptions};
+use crate::experiment::{
+    self, config::DeviceChoice, Experiment, ExperimentError, ResumeProblem, RunOptions,
+};
 
 fn load(args: &ExperimentArgs) -> Result<Experiment, CliError> {
     Ok(Experiment::load(&args.experiment, &args.overrides)?)
@@ -93,12 +95,13 @@ fn resumed_experiment(given: &Experiment, dir: &Path) -> Result<Experiment, CliE
         }
     }
     if let Some(key) = a.keys().chain(b.keys()).find(|k| a.get(*k) != b.get(*k)) {
-        return Err(ExperimentError::Invalid(format!(
-            "--resume {}: the experiment differs from the one the run started with in [{key}] \
-             (only train.epochs may change); run it with the stored {}",
-            dir.display(),
-            stored_path.display()
-        ))
+        return Err(ExperimentError::Resume {
+            run_dir: dir.into(),
+            problem: ResumeProblem::Differs {
+                section: key.clone(),
+                stored: stored_path.clone(),
+            },
+        }
         .into());
     }
     stored.train.epochs = given.train.epochs;
@@ -180,7 +183,7 @@ fn write_summary(dir: &Path, summary: &Value) -> Result<(), CliError> {
     crate::atomic::write(&path, text.as_bytes()).map_err(|e| {
         CliError::from(ExperimentError::Output {
             path: path.clone(),
-            reason: e.to_string(),
+            source: e.into(),
         })
     })
 }

@@ -46,6 +46,8 @@ pub struct Position {
 /// A loaded checkpoint.
 #[derive(Debug)]
 pub struct Checkpoint {
+    /// The checkpoint directory it was loaded from.
+    pub dir: std::path::PathBuf,
     /// Where the run was.
     pub position: Position,
     /// Model variables by name.
@@ -56,10 +58,10 @@ pub struct Checkpoint {
     pub swa: Option<Vec<(String, Tensor)>>,
 }
 
-fn output_error(path: &Path, e: impl std::fmt::Display) -> ExperimentError {
+fn output_error(path: &Path, e: impl Into<super::Cause>) -> ExperimentError {
     ExperimentError::Output {
         path: path.into(),
-        reason: e.to_string(),
+        source: e.into(),
     }
 }
 
@@ -136,31 +138,33 @@ fn list(root: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
 
 /// The newest checkpoint of the run in `run_dir`.
 pub fn latest(run_dir: &Path) -> Result<PathBuf, ExperimentError> {
-    list(&run_dir.join("checkpoints"))?.pop().ok_or_else(|| {
-        ExperimentError::Invalid(format!(
-            "--resume {}: no checkpoint in {}/checkpoints",
-            run_dir.display(),
-            run_dir.display()
-        ))
-    })
+    list(&run_dir.join("checkpoints"))?
+        .pop()
+        .ok_or_else(|| ExperimentError::Resume {
+            run_dir: run_dir.into(),
+            problem: super::ResumeProblem::NoCheckpoint,
+        })
 }
 
 /// Loads a checkpoint directory.
 pub fn load(dir: &Path) -> Result<Checkpoint, ExperimentError> {
-    let read_error = |path: &Path, e: &dyn std::fmt::Display| ExperimentError::Read {
-        path: path.into(),
-        reason: e.to_string(),
-    };
+    fn read_error(path: &Path, e: impl Into<super::Cause>) -> ExperimentError {
+        ExperimentError::Read {
+            path: path.into(),
+            what: "checkpoint file",
+            source: e.into(),
+        }
+    }
     let state_path = dir.join("state.json");
-    let text = std::fs::read_to_string(&state_path).map_err(|e| read_error(&state_path, &e))?;
-    let position: Position =
-        serde_json::from_str(&text).map_err(|e| read_error(&state_path, &e))?;
+    let text = std::fs::read_to_string(&state_path).map_err(|e| read_error(&state_path, e))?;
+    let position: Position = serde_json::from_str(&text).map_err(|e| read_error(&state_path, e))?;
     let tensors = |name: &str| -> Result<Vec<(String, Tensor)>, ExperimentError> {
         let path = dir.join(name);
-        Tensor::read_safetensors(&path).map_err(|e| read_error(&path, &e))
+        Tensor::read_safetensors(&path).map_err(|e| read_error(&path, e))
     };
     let swa_path = dir.join("swa.safetensors");
     Ok(Checkpoint {
+        dir: dir.into(),
         position,
         model: tensors("model.safetensors")?,
         optimizer: tensors("optimizer.safetensors")?,

@@ -302,7 +302,8 @@ impl Experiment {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ExperimentError> {
         let text = std::fs::read_to_string(path).map_err(|e| ExperimentError::Read {
             path: path.into(),
-            reason: e.to_string(),
+            what: "experiment file",
+            source: e.into(),
         })?;
         Self::parse(&text, path, overrides)
     }
@@ -322,7 +323,7 @@ impl Experiment {
         let merged = if overrides.is_empty() {
             text.to_string()
         } else {
-            toml::to_string(&doc).map_err(|e| ExperimentError::Invalid(e.to_string()))?
+            toml::to_string(&doc).map_err(|e| ExperimentError::Encode(e.into()))?
         };
         let mut experiment: Experiment =
             toml::from_str(&merged).map_err(|e| source.toml_error(&merged, &e))?;
@@ -600,7 +601,10 @@ fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
 /// Sets `key.path` in `doc` to `value`, parsed as TOML (a bare word is a
 /// string).
 fn apply_override(doc: &mut toml::Table, item: &str) -> Result<(), ExperimentError> {
-    let bad = || ExperimentError::Invalid(format!("--set {item:?}: expected key.path=value"));
+    let bad = || ExperimentError::Set {
+        item: item.into(),
+        problem: "expected key.path=value".into(),
+    };
     let (path, raw) = item.split_once('=').ok_or_else(bad)?;
     let keys: Vec<&str> = path.trim().split('.').collect();
     if keys.iter().any(|k| k.is_empty()) {
@@ -616,8 +620,9 @@ fn apply_override(doc: &mut toml::Table, item: &str) -> Result<(), ExperimentErr
         let entry = table
             .entry(key.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        table = entry.as_table_mut().ok_or_else(|| {
-            ExperimentError::Invalid(format!("--set {item:?}: `{key}` is not a table"))
+        table = entry.as_table_mut().ok_or_else(|| ExperimentError::Set {
+            item: item.into(),
+            problem: format!("`{key}` is not a table"),
         })?;
     }
     table.insert(last.to_string(), value);

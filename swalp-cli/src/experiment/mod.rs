@@ -13,15 +13,39 @@ use std::path::PathBuf;
 pub use config::Experiment;
 pub use run::{file_observers, run, run_with, RunOptions};
 
+/// A cause kept as the error's source.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What is wrong with a `--resume` directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumeProblem {
+    /// It holds no checkpoint.
+    NoCheckpoint,
+    /// The experiment given differs from the stored one in this section.
+    Differs {
+        /// The top-level section that differs.
+        section: String,
+        /// The stored experiment file, to run instead.
+        stored: PathBuf,
+    },
+    /// The checkpoint holds a variable the model does not have.
+    UnknownVariable {
+        /// The variable's name.
+        name: String,
+    },
+}
+
 /// Why an experiment could not be loaded or run.
 #[derive(Debug)]
 pub enum ExperimentError {
-    /// The experiment file cannot be read.
+    /// A file (the experiment, or part of a checkpoint) cannot be read.
     Read {
         /// The file.
         path: PathBuf,
+        /// What it is, for the message (`experiment file`, `checkpoint`).
+        what: &'static str,
         /// Why.
-        reason: String,
+        source: Cause,
     },
     /// The file is not valid TOML or does not fit the schema.
     File {
@@ -32,8 +56,22 @@ pub enum ExperimentError {
         /// What is wrong, naming the key.
         message: String,
     },
-    /// A value is out of range or inconsistent with another.
-    Invalid(String),
+    /// A `--set` item that is not `key.path=value` over tables.
+    Set {
+        /// The item as given.
+        item: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A run directory that cannot be resumed.
+    Resume {
+        /// The directory.
+        run_dir: PathBuf,
+        /// Why not.
+        problem: ResumeProblem,
+    },
+    /// Writing the configuration or a result as text failed (a bug).
+    Encode(Cause),
     /// A value at `key` (dotted, `optim.lr`) is out of range or
     /// inconsistent with another; [`Experiment::parse`] turns it into a
     /// [`File`](Self::File) error at the key's line (or its `--set`).
@@ -50,7 +88,7 @@ pub enum ExperimentError {
         /// The file.
         path: PathBuf,
         /// Why.
-        reason: String,
+        source: Cause,
     },
     /// The data set cannot be loaded.
     Data(crate::data::error::DataError),
@@ -73,7 +111,9 @@ impl ExperimentError {
     pub fn is_usage(&self) -> bool {
         match self {
             ExperimentError::Weights(e) => e.is_usage(),
-            ExperimentError::Training(_) | ExperimentError::Output { .. } => false,
+            ExperimentError::Training(_)
+            | ExperimentError::Output { .. }
+            | ExperimentError::Encode(_) => false,
             _ => true,
         }
     }
@@ -82,12 +122,8 @@ impl ExperimentError {
 impl fmt::Display for ExperimentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ExperimentError::Read { path, reason } => {
-                write!(
-                    f,
-                    "cannot read experiment file {}: {reason}",
-                    path.display()
-                )
+            ExperimentError::Read { path, what, source } => {
+                write!(f, "cannot read {what} {}: {source}", path.display())
             }
             ExperimentError::File {
                 path,
@@ -99,11 +135,32 @@ impl fmt::Display for ExperimentError {
                 line: None,
                 message,
             } => write!(f, "{}: {message}", path.display()),
-            ExperimentError::Invalid(message)
-            | ExperimentError::Device(message)
-            | ExperimentError::Value { message, .. } => f.write_str(message),
-            ExperimentError::Output { path, reason } => {
-                write!(f, "cannot write {}: {reason}", path.display())
+            ExperimentError::Device(message) | ExperimentError::Value { message, .. } => {
+                f.write_str(message)
+            }
+            ExperimentError::Set { item, problem } => write!(f, "--set {item:?}: {problem}"),
+            ExperimentError::Resume { run_dir, problem } => {
+                let dir = run_dir.display();
+                match problem {
+                    ResumeProblem::NoCheckpoint => {
+                        write!(f, "--resume {dir}: no checkpoint in {dir}/checkpoints")
+                    }
+                    ResumeProblem::Differs { section, stored } => write!(
+                        f,
+                        "--resume {dir}: the experiment differs from the one the run started \
+                         with in [{section}] (only train.epochs may change); run it with the \
+                         stored {}",
+                        stored.display()
+                    ),
+                    ResumeProblem::UnknownVariable { name } => write!(
+                        f,
+                        "--resume {dir}: checkpoint has variable `{name}` the model lacks"
+                    ),
+                }
+            }
+            ExperimentError::Encode(e) => write!(f, "internal error: encoding failed: {e}"),
+            ExperimentError::Output { path, source } => {
+                write!(f, "cannot write {}: {source}", path.display())
             }
             ExperimentError::Data(e) => e.fmt(f),
             ExperimentError::Model(e) => e.fmt(f),
@@ -125,6 +182,9 @@ impl std::error::Error for ExperimentError {
             ExperimentError::Model(e) => Some(e),
             ExperimentError::Weights(e) => Some(e),
             ExperimentError::Training(e) => Some(e),
+            ExperimentError::Read { source, .. }
+            | ExperimentError::Output { source, .. }
+            | ExperimentError::Encode(source) => Some(source.as_ref()),
             _ => None,
         }
     }

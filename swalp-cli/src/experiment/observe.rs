@@ -122,7 +122,7 @@ impl MetricsFile {
     fn push(&mut self, record: &EpochRecord) -> Result<(), ExperimentError> {
         let line = serde_json::to_string(record).map_err(|e| ExperimentError::Output {
             path: self.path.clone(),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
         self.text.push_str(&line);
         self.text.push('\n');
@@ -160,7 +160,7 @@ impl Observer for TensorBoard {
     fn started(&mut self, run_dir: &Path, _: &[EpochRecord]) -> Result<(), ExperimentError> {
         let events = EventWriter::create(run_dir).map_err(|e| ExperimentError::Output {
             path: run_dir.into(),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
         self.events = Some(events);
         Ok(())
@@ -195,6 +195,6 @@ impl Observer for TensorBoard {
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), ExperimentError> {
     crate::atomic::write(path, contents).map_err(|e| ExperimentError::Output {
         path: path.into(),
-        reason: e.to_string(),
+        source: e.into(),
     })
 }

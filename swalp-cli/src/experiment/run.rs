@@ -380,10 +380,9 @@ impl<'a> Trainer<'a> {
         let _guard = tch::no_grad_guard();
         let mut vars = self.model.vs.variables();
         for (name, saved) in &checkpoint.model {
-            let target = vars.get_mut(name).ok_or_else(|| {
-                ExperimentError::Invalid(format!(
-                    "checkpoint has variable `{name}` the model lacks"
-                ))
+            let target = vars.get_mut(name).ok_or_else(|| ExperimentError::Resume {
+                run_dir: checkpoint.dir.clone(),
+                problem: super::ResumeProblem::UnknownVariable { name: name.clone() },
             })?;
             target.f_copy_(saved)?;
         }
@@ -661,14 +660,14 @@ pub fn run_with<'o>(
     let mut trainer = Trainer::new(exp, device)?;
     std::fs::create_dir_all(out).map_err(|e| ExperimentError::Output {
         path: out.clone(),
-        reason: e.to_string(),
+        source: e.into(),
     })?;
     if options.resume {
         let path = checkpoint::latest(out)?;
         trainer.restore(checkpoint::load(&path)?)?;
         log::info!("resuming from {}", path.display());
     } else {
-        let resolved = toml::to_string(exp).map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+        let resolved = toml::to_string(exp).map_err(|e| ExperimentError::Encode(e.into()))?;
         write_atomically(&out.join("config.toml"), resolved.as_bytes())?;
     }
     observers.started(out, &trainer.position.history)?;
@@ -743,8 +742,8 @@ pub fn run_with<'o>(
         result["final"]["swa"] = swa;
         weights::save(&trainer.averaged, &out.join("model_swa.safetensors"))?;
     }
-    let text = serde_json::to_string_pretty(&result)
-        .map_err(|e| ExperimentError::Invalid(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(&result).map_err(|e| ExperimentError::Encode(e.into()))?;
     write_atomically(&out.join("result.json"), text.as_bytes())?;
     observers.finished(&result);
     Ok(result)

@@ -2,76 +2,49 @@
 //! rename it over the target, so the target is either untouched or complete.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A temporary file in the target's directory, removed on drop unless
-/// [`persist`](Self::persist)ed.
+/// [`persist`](Self::persist)ed: the `tempfile` crate's named temporary
+/// file (unique name, created exclusively, cleaned up on drop), hidden and
+/// named after the target so that debris is recognisable.
 #[derive(Debug)]
 pub struct TempFile {
-    path: PathBuf,
+    file: tempfile::NamedTempFile,
     target: PathBuf,
-    persisted: bool,
 }
 
 impl TempFile {
     /// Creates a fresh, empty temporary file for `target` in its directory
     /// (hidden, named after `target`, never an existing file).
     pub fn create_for(target: &Path) -> io::Result<Self> {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let dir = parent_dir(target);
-        let name = target.file_name().unwrap_or_default();
-        for _ in 0..100 {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let mut tmp_name = OsString::from(".");
-            tmp_name.push(name);
-            tmp_name.push(format!(".swalp-tmp-{}-{n}", std::process::id()));
-            let path = dir.join(tmp_name);
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(_) => {
-                    return Ok(TempFile {
-                        path,
-                        target: target.to_path_buf(),
-                        persisted: false,
-                    })
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "could not find a free temporary file name",
-        ))
+        let mut prefix = OsString::from(".");
+        prefix.push(target.file_name().unwrap_or_default());
+        prefix.push(".swalp-tmp-");
+        let file = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempfile_in(parent_dir(target))?;
+        Ok(TempFile {
+            file,
+            target: target.to_path_buf(),
+        })
     }
 
     /// Where to write the contents.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// Flushes the written contents to disk and renames the file to the
     /// target, replacing it.
-    pub fn persist(mut self) -> io::Result<()> {
-        File::open(&self.path)?.sync_all()?;
-        fs::rename(&self.path, &self.target)?;
-        self.persisted = true;
+    pub fn persist(self) -> io::Result<()> {
+        // Writers may have used their own handle on the path (libtorch
+        // does): sync what the path holds, not just this handle.
+        File::open(self.file.path())?.sync_all()?;
+        self.file.persist(&self.target).map_err(|e| e.error)?;
         Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.persisted {
-            if let Err(e) = fs::remove_file(&self.path) {
-                log::warn!(
-                    "could not remove temporary file {}: {e}",
-                    self.path.display()
-                );
-            }
-        }
     }
 }
 
@@ -94,6 +67,27 @@ pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_replace_the_target_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("scratch directory");
+        let target = dir.path().join("result.json");
+        write(&target, b"first").expect("first write");
+        write(&target, b"second").expect("second write");
+        assert_eq!(fs::read(&target).expect("target"), b"second");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("listing")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, [OsString::from("result.json")]);
+        // Dropped without persisting: the temporary file goes.
+        let tmp = TempFile::create_for(&target).expect("temporary file");
+        let tmp_path = tmp.path().to_path_buf();
+        assert!(tmp_path.exists());
+        drop(tmp);
+        assert!(!tmp_path.exists());
+        assert_eq!(fs::read(&target).expect("target"), b"second");
+    }
 
     #[test]
     fn bare_names_live_in_the_current_directory() {

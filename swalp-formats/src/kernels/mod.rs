@@ -12,156 +12,52 @@ use swalp_core::{tch::Tensor, NumberFormat, RandomStream, Result, Rounding};
 
 use crate::{BlockFloat, FixedPoint, FloatFormat, MxFormat};
 
-impl NumberFormat for FixedPoint {
-    fn params(&self) -> toml::Table {
-        self.spec_params()
-    }
+/// Implements [`NumberFormat`] for a format of this crate: its name, its
+/// `spec_params`/`value_bits` (the format's math) and its two kernels,
+/// which every format here has with the same signatures.
+macro_rules! bind_kernels {
+    ($format:ty, $name:literal, $kernel:ident) => {
+        impl NumberFormat for $format {
+            fn name(&self) -> &str {
+                $name
+            }
 
-    fn bits_per_value(&self) -> f64 {
-        self.value_bits()
-    }
+            fn params(&self) -> toml::Table {
+                self.spec_params()
+            }
 
-    fn name(&self) -> &str {
-        "fixed"
-    }
+            fn bits_per_value(&self) -> f64 {
+                self.value_bits()
+            }
 
-    fn quantize_tensor(
-        &self,
-        x: &Tensor,
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<Tensor> {
-        tensor::fixed(self, x, rounding, random)
-    }
+            fn quantize_tensor(
+                &self,
+                x: &Tensor,
+                rounding: Rounding,
+                random: Option<RandomStream>,
+            ) -> Result<Tensor> {
+                tensor::$kernel(self, x, rounding, random)
+            }
 
-    fn has_native(&self) -> bool {
-        true
-    }
+            fn has_native(&self) -> bool {
+                true
+            }
 
-    fn quantize_native(
-        &self,
-        x: &[f32],
-        _shape: &[usize],
-        out: &mut [f32],
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<()> {
-        native::fixed(self, x, out, rounding, random);
-        Ok(())
-    }
+            fn quantize_native(
+                &self,
+                x: &[f32],
+                shape: &[usize],
+                out: &mut [f32],
+                rounding: Rounding,
+                random: Option<RandomStream>,
+            ) -> Result<()> {
+                native::$kernel(self, x, shape, out, rounding, random)
+            }
+        }
+    };
 }
 
-impl NumberFormat for FloatFormat {
-    fn params(&self) -> toml::Table {
-        self.spec_params()
-    }
-
-    fn bits_per_value(&self) -> f64 {
-        self.value_bits()
-    }
-
-    fn name(&self) -> &str {
-        "float"
-    }
-
-    fn quantize_tensor(
-        &self,
-        x: &Tensor,
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<Tensor> {
-        tensor::float(self, x, rounding, random)
-    }
-
-    fn has_native(&self) -> bool {
-        true
-    }
-
-    fn quantize_native(
-        &self,
-        x: &[f32],
-        _shape: &[usize],
-        out: &mut [f32],
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<()> {
-        native::float(self, x, out, rounding, random);
-        Ok(())
-    }
-}
-
-impl NumberFormat for BlockFloat {
-    fn params(&self) -> toml::Table {
-        self.spec_params()
-    }
-
-    fn bits_per_value(&self) -> f64 {
-        self.value_bits()
-    }
-
-    fn name(&self) -> &str {
-        "bfp"
-    }
-
-    fn quantize_tensor(
-        &self,
-        x: &Tensor,
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<Tensor> {
-        tensor::block(self, x, rounding, random)
-    }
-
-    fn has_native(&self) -> bool {
-        true
-    }
-
-    fn quantize_native(
-        &self,
-        x: &[f32],
-        shape: &[usize],
-        out: &mut [f32],
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<()> {
-        native::block(self, x, shape, out, rounding, random)
-    }
-}
-
-impl NumberFormat for MxFormat {
-    fn params(&self) -> toml::Table {
-        self.spec_params()
-    }
-
-    fn bits_per_value(&self) -> f64 {
-        self.value_bits()
-    }
-
-    fn name(&self) -> &str {
-        "mx"
-    }
-
-    fn quantize_tensor(
-        &self,
-        x: &Tensor,
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<Tensor> {
-        tensor::mx(self, x, rounding, random)
-    }
-
-    fn has_native(&self) -> bool {
-        true
-    }
-
-    fn quantize_native(
-        &self,
-        x: &[f32],
-        shape: &[usize],
-        out: &mut [f32],
-        rounding: Rounding,
-        random: Option<RandomStream>,
-    ) -> Result<()> {
-        native::mx(self, x, shape, out, rounding, random)
-    }
-}
+bind_kernels!(FixedPoint, "fixed", fixed);
+bind_kernels!(FloatFormat, "float", float);
+bind_kernels!(BlockFloat, "bfp", block);
+bind_kernels!(MxFormat, "mx", mx);

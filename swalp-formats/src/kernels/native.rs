@@ -7,6 +7,7 @@
 //! block, so the block lookup happens once per run, not per element.
 
 use swalp_core::{
+    block::BlockLayout,
     kernel::native::{
         abs_bits_nan_inf, abs_bits_nan_zero, exponent, for_each_chunk, grid_element, map_simd,
         max_simd, pow2, segment, ElementFn, Grid,
@@ -22,10 +23,11 @@ use crate::{BlockFloat, FixedPoint, FloatFormat};
 pub fn fixed(
     format: &FixedPoint,
     x: &[f32],
+    _shape: &[usize],
     out: &mut [f32],
     rounding: Rounding,
     random: Option<RandomStream>,
-) {
+) -> Result<()> {
     let k = -format.fl();
     let (scale, step) = (pow2(-k), pow2(k));
     let (lo, hi) = if format.clamps() {
@@ -39,6 +41,7 @@ pub fn fixed(
             map_simd(inp, outp, start as u32, grid);
         })
     });
+    Ok(())
 }
 
 /// Floating point: round on the grid of each value's binade, then apply the
@@ -46,10 +49,11 @@ pub fn fixed(
 pub fn float(
     format: &FloatFormat,
     x: &[f32],
+    _shape: &[usize],
     out: &mut [f32],
     rounding: Rounding,
     random: Option<RandomStream>,
-) {
+) -> Result<()> {
     let params = FloatParams {
         max: format.max_value(),
         overflow: [
@@ -79,6 +83,7 @@ pub fn float(
             }),
         }
     });
+    Ok(())
 }
 
 fn is_ieee_op<R: RoundRule>(_: &R) -> bool {
@@ -232,23 +237,52 @@ const MIN_RUN: usize = 16;
 /// blocks take two passes instead.
 const FUSE_MAX_RUN: usize = swalp_core::kernel::native::CHUNK;
 
-/// Block floating point: the block maxima, then the rounding. Blocks that
-/// are short runs of consecutive elements (one exponent per slice along
-/// dimension 0, as the seed uses for weights) are done one at a time in a
-/// single pass over memory; other layouts take one pass for all maxima and
-/// one to round.
-pub fn block(
-    format: &BlockFloat,
+/// What a block format does with its blocks, for [`blockwise`]: the
+/// per-block value its maximum gives, and how elements of one block round.
+trait BlockRounding: Sync {
+    /// The per-block value (an exponent, a scale).
+    type Scale: Copy + Send + Sync;
+
+    /// The value of a block whose largest key is `max_bits`.
+    fn scale(&self, max_bits: u32) -> Self::Scale;
+
+    /// Rounds the run `inp` of one block, its first element `g`, into `outp`.
+    fn round_run<R: RoundRule>(
+        &self,
+        rule: R,
+        segment: StreamSegment,
+        scale: Self::Scale,
+        g: usize,
+        inp: &[f32],
+        outp: &mut [f32],
+    );
+
+    /// Rounds the single element `v` at index `g`.
+    fn round_one<R: RoundRule>(
+        &self,
+        rule: R,
+        segment: StreamSegment,
+        scale: Self::Scale,
+        g: usize,
+        v: f32,
+    ) -> f32;
+}
+
+/// The block kernels' driver: block maxima of `key`, then the rounding.
+/// Blocks that are short runs of consecutive elements (one exponent per
+/// slice along dimension 0, as the seed uses for weights; MX blocks along
+/// the last dimension) are done one at a time in a single pass over memory;
+/// other layouts take one pass for all maxima and one to round, run by run
+/// or, for very short runs, element by element.
+fn blockwise<B: BlockRounding, K: Fn(f32) -> u32 + Copy + Sync>(
+    blocks: &B,
+    layout: &BlockLayout,
+    key: K,
     x: &[f32],
-    shape: &[usize],
     out: &mut [f32],
     rounding: Rounding,
     random: Option<RandomStream>,
-) -> Result<()> {
-    let layout = format.layout(shape)?;
-    let step_of = |max_bits: u32| {
-        format.step_exponent(format.shared_exponent(f64::from(f32::from_bits(max_bits))))
-    };
+) {
     if layout.blocks_are_runs() && layout.typical_run() <= FUSE_MAX_RUN {
         // One visit per block: its maximum, then its elements, from cache.
         with_round_rule!(rounding, rule => {
@@ -259,23 +293,22 @@ pub fn block(
                 while g < end {
                     // The whole block, which may reach into other chunks.
                     let block = layout.run_start(g)..layout.run_end(g).min(x.len());
-                    let k = step_of(max_simd(&x[block.clone()], abs_bits_nan_zero));
-                    let (lo, hi) = format.int_range_at(k);
-                    let grid = Grid { rule, segment: seg, scale: pow2(-k), step: pow2(k), lo, hi };
+                    let scale = blocks.scale(max_simd(&x[block.clone()], key));
                     let stop = block.end.min(end);
                     let part = g - start..stop - start;
-                    map_simd(&inp[part.clone()], &mut outp[part], g as u32, grid);
+                    blocks.round_run(rule, seg, scale, g, &inp[part.clone()], &mut outp[part]);
                     g = stop;
                 }
             })
         });
-        return Ok(());
+        return;
     }
     let runs = layout.typical_run() >= MIN_RUN;
-    // Block maxima as f32 bits (NaN takes no part); |x| as f64 is exact, so
-    // this is the maximum the tensor kernel finds.
-    let max_bits = layout.maxima(x, abs_bits_nan_zero);
-    let steps: Vec<i32> = max_bits.into_iter().map(step_of).collect();
+    let scales: Vec<B::Scale> = layout
+        .maxima(x, key)
+        .into_iter()
+        .map(|m| blocks.scale(m))
+        .collect();
     with_round_rule!(rounding, rule => {
         for_each_chunk(x, out, |start, inp, outp| {
             let seg = segment(random, start);
@@ -284,30 +317,91 @@ pub fn block(
                 while i < inp.len() {
                     let g = start + i;
                     let end = (layout.run_end(g) - start).min(inp.len());
-                    let k = steps[layout.block_of(g)];
-                    let (lo, hi) = format.int_range_at(k);
-                    let grid = Grid { rule, segment: seg, scale: pow2(-k), step: pow2(k), lo, hi };
-                    map_simd(&inp[i..end], &mut outp[i..end], g as u32, grid);
+                    let scale = scales[layout.block_of(g)];
+                    blocks.round_run(rule, seg, scale, g, &inp[i..end], &mut outp[i..end]);
                     i = end;
                 }
             } else {
                 for (j, (o, &v)) in outp.iter_mut().zip(inp).enumerate() {
                     let g = start + j;
-                    let k = steps[layout.block_of(g)];
-                    let (lo, hi) = format.int_range_at(k);
-                    let r = rule.draw(seg, g as u32);
-                    *o = grid_element(rule, v, r, pow2(-k), pow2(k), lo, hi);
+                    *o = blocks.round_one(rule, seg, scales[layout.block_of(g)], g, v);
                 }
             }
         })
     });
+}
+
+/// Block floating point: each block's step exponent from its largest
+/// magnitude (NaN takes no part; |x| as f64 is exact, so this is the
+/// maximum the tensor kernel finds), then the elements on that grid.
+pub fn block(
+    format: &BlockFloat,
+    x: &[f32],
+    shape: &[usize],
+    out: &mut [f32],
+    rounding: Rounding,
+    random: Option<RandomStream>,
+) -> Result<()> {
+    let layout = format.layout(shape)?;
+    blockwise(
+        &format,
+        &layout,
+        abs_bits_nan_zero,
+        x,
+        out,
+        rounding,
+        random,
+    );
     Ok(())
 }
 
-/// OCP MX: the block maxima (a NaN or infinity makes its block non-finite),
-/// then each element rounded on its block's scaled element grid and clamped
-/// to the element's max normal; blocks along the last dimension in a single
-/// pass, as in [`block`].
+impl BlockRounding for &BlockFloat {
+    type Scale = i32;
+
+    fn scale(&self, max_bits: u32) -> i32 {
+        self.step_exponent(self.shared_exponent(f64::from(f32::from_bits(max_bits))))
+    }
+
+    #[inline]
+    fn round_run<R: RoundRule>(
+        &self,
+        rule: R,
+        segment: StreamSegment,
+        k: i32,
+        g: usize,
+        inp: &[f32],
+        outp: &mut [f32],
+    ) {
+        let (lo, hi) = self.int_range_at(k);
+        let grid = Grid {
+            rule,
+            segment,
+            scale: pow2(-k),
+            step: pow2(k),
+            lo,
+            hi,
+        };
+        map_simd(inp, outp, g as u32, grid);
+    }
+
+    #[inline]
+    fn round_one<R: RoundRule>(
+        &self,
+        rule: R,
+        segment: StreamSegment,
+        k: i32,
+        g: usize,
+        v: f32,
+    ) -> f32 {
+        let (lo, hi) = self.int_range_at(k);
+        let r = rule.draw(segment, g as u32);
+        grid_element(rule, v, r, pow2(-k), pow2(k), lo, hi)
+    }
+}
+
+/// OCP MX: each block's scale from its largest magnitude (a NaN or infinity
+/// makes its block non-finite: all NaN), then each element rounded on its
+/// block's scaled element grid and clamped to the element's max normal.
 pub fn mx(
     format: &crate::mx::MxFormat,
     x: &[f32],
@@ -317,64 +411,66 @@ pub fn mx(
     random: Option<RandomStream>,
 ) -> Result<()> {
     let layout = format.layout(shape, swalp_core::Backend::Native)?;
-    let scale_of = |max_bits: u32| format.shared_exponent(f64::from(f32::from_bits(max_bits)));
     let elem = format.elem();
-    let params = MxParams {
-        max: elem.max_value(),
-        emin: elem.emin(),
-        emax: elem.emax(),
-        man: elem.man_bits() as i32,
+    let blocks = MxBlocks {
+        format,
+        params: MxParams {
+            max: elem.max_value(),
+            emin: elem.emin(),
+            emax: elem.emax(),
+            man: elem.man_bits() as i32,
+        },
     };
-    if layout.blocks_are_runs() && layout.typical_run() <= FUSE_MAX_RUN {
-        // One visit per block, as in `block`.
-        with_round_rule!(rounding, rule => {
-            for_each_chunk(x, out, |start, inp, outp| {
-                let seg = segment(random, start);
-                let end = start + inp.len();
-                let mut g = start;
-                while g < end {
-                    let block = layout.run_start(g)..layout.run_end(g).min(x.len());
-                    let s = scale_of(max_simd(&x[block.clone()], abs_bits_nan_inf));
-                    let stop = block.end.min(end);
-                    let part = g - start..stop - start;
-                    mx_run(rule, seg, &params, s, g, &inp[part.clone()], &mut outp[part]);
-                    g = stop;
-                }
-            })
-        });
-        return Ok(());
-    }
-    let runs = layout.typical_run() >= MIN_RUN;
-    let max_bits = layout.maxima(x, abs_bits_nan_inf);
-    let scales: Vec<Option<i32>> = max_bits.into_iter().map(scale_of).collect();
-    with_round_rule!(rounding, rule => {
-        for_each_chunk(x, out, |start, inp, outp| {
-            let seg = segment(random, start);
-            if runs {
-                let mut i = 0;
-                while i < inp.len() {
-                    let g = start + i;
-                    let end = (layout.run_end(g) - start).min(inp.len());
-                    let s = scales[layout.block_of(g)];
-                    mx_run(rule, seg, &params, s, g, &inp[i..end], &mut outp[i..end]);
-                    i = end;
-                }
-            } else {
-                for (j, (o, &v)) in outp.iter_mut().zip(inp).enumerate() {
-                    let g = start + j;
-                    *o = match scales[layout.block_of(g)] {
-                        None => f32::NAN,
-                        Some(s) => {
-                            let limit = params.max * pow2(s);
-                            let r = rule.draw(seg, g as u32);
-                            mx_element(rule, &params, s, limit, v, r)
-                        }
-                    };
-                }
-            }
-        })
-    });
+    blockwise(&blocks, &layout, abs_bits_nan_inf, x, out, rounding, random);
     Ok(())
+}
+
+/// An MX format with its element parameters, as [`BlockRounding`].
+struct MxBlocks<'a> {
+    format: &'a crate::mx::MxFormat,
+    params: MxParams,
+}
+
+impl BlockRounding for MxBlocks<'_> {
+    /// The exponent of the block's scale; `None` for a non-finite block.
+    type Scale = Option<i32>;
+
+    fn scale(&self, max_bits: u32) -> Option<i32> {
+        self.format
+            .shared_exponent(f64::from(f32::from_bits(max_bits)))
+    }
+
+    #[inline]
+    fn round_run<R: RoundRule>(
+        &self,
+        rule: R,
+        segment: StreamSegment,
+        s: Option<i32>,
+        g: usize,
+        inp: &[f32],
+        outp: &mut [f32],
+    ) {
+        mx_run(rule, segment, &self.params, s, g, inp, outp);
+    }
+
+    #[inline]
+    fn round_one<R: RoundRule>(
+        &self,
+        rule: R,
+        segment: StreamSegment,
+        s: Option<i32>,
+        g: usize,
+        v: f32,
+    ) -> f32 {
+        match s {
+            None => f32::NAN,
+            Some(s) => {
+                let limit = self.params.max * pow2(s);
+                let r = rule.draw(segment, g as u32);
+                mx_element(rule, &self.params, s, limit, v, r)
+            }
+        }
+    }
 }
 
 /// Rounds the run `inp` (first element `g`) of a block with scale `2^s`

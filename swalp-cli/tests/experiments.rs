@@ -285,6 +285,34 @@ fn set_values_are_blamed_on_their_set() {
     }
 }
 
+/// Values `run` would misuse or crash on are refused by `validate`, at
+/// their `--set`, with what is allowed (issue 11, item 1 and 4).
+#[test]
+fn values_run_cannot_use_are_refused_by_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "ok.toml", VALID);
+    for (set, allowed) in [
+        ("data.subset=0", "a positive integer"),
+        ("data.n_train=0", "a positive integer"),
+        ("data.n_test=0", "a positive integer"),
+        ("data.dim=0", "a positive integer"),
+        ("data.classes=0", "a positive integer"),
+        ("data.noise=-1", "a number >= 0"),
+        ("schedule.gamma=-1", "a positive number"),
+        ("optim.eps=-1", "a number >= 0"),
+        ("optim.beta1=1", "a number in [0, 1)"),
+        ("optim.beta2=-0.5", "a number in [0, 1)"),
+    ] {
+        let output = run(&["validate", path.to_str().unwrap(), "--set", set]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{set}: {err}");
+        let key = set.split('=').next().unwrap_or_default();
+        assert!(err.contains(&format!("for `{key}`")), "{set}: {err}");
+        assert!(err.contains(allowed), "{set}: {err}");
+        assert!(err.contains(&format!("(from --set {set})")), "{set}: {err}");
+    }
+}
+
 #[test]
 fn overrides_are_checked_like_the_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -406,6 +406,35 @@ impl Experiment {
                 return Err(invalid("model.dropout", p, "a probability in [0, 1)"));
             }
         }
+        // torch.optim's own checks: 0 <= eps, 0 <= beta < 1.
+        if !(self.optim.eps.is_finite() && self.optim.eps >= 0.0) {
+            return Err(invalid("optim.eps", self.optim.eps, "a number >= 0"));
+        }
+        for (key, beta) in [
+            ("optim.beta1", self.optim.beta1),
+            ("optim.beta2", self.optim.beta2),
+        ] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(invalid(key, beta, "a number in [0, 1)"));
+            }
+        }
+        positive("schedule.gamma", self.schedule.gamma)?;
+        if !(self.data.noise.is_finite() && self.data.noise >= 0.0) {
+            return Err(invalid("data.noise", self.data.noise, "a number >= 0"));
+        }
+        // Zero examples, dimensions or classes leave nothing to train or
+        // evaluate (and used to reach libtorch as a panic).
+        let data = &self.data;
+        let counts = [
+            ("data.subset", data.subset.unwrap_or(1)),
+            ("data.n_train", data.n_train),
+            ("data.n_test", data.n_test),
+            ("data.dim", data.dim),
+            ("data.classes", data.classes),
+        ];
+        if let Some((key, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(invalid(key, 0, "a positive integer"));
+        }
         if self.optim.weight_decay < 0.0 {
             return Err(invalid(
                 "optim.weight_decay",

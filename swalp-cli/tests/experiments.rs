@@ -386,6 +386,37 @@ fn averaging_can_start_at_a_step_and_be_low_precision() {
     );
 }
 
+/// A run whose loss becomes NaN stops with an error naming the epoch
+/// (exit 1), keeps the metrics so far and writes no result (issue 11,
+/// item 3).
+#[test]
+fn divergence_stops_the_run_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let output = run(&[
+        "run",
+        exp("linreg_swalp.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "optim.lr=1e30",
+        // In f32 (the default's saturating fixed point would hold the
+        // weights finite): the first step overflows.
+        "--set",
+        "quant.default={ format = \"float\", exp = 8, man = 23 }",
+    ]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("training diverged: the mean training loss of epoch 1 is"),
+        "{err}"
+    );
+    assert!(err.contains("optim.lr"), "{err}");
+    assert!(!out.join("result.json").exists());
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1, "{metrics}");
+}
+
 fn metrics_without_time(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()

@@ -99,6 +99,16 @@ pub enum ExperimentError {
     Weights(crate::models::weights::WeightsError),
     /// Training failed.
     Training(swalp_core::Error),
+    /// The training loss became NaN or infinite; the epochs up to it are in
+    /// the run directory's metrics.
+    Diverged {
+        /// The epoch (1-based) whose mean training loss is not finite.
+        epoch: u64,
+        /// That loss.
+        train_loss: f64,
+        /// The run directory.
+        run_dir: PathBuf,
+    },
     /// Ctrl-C: a checkpoint was written and the run can be resumed.
     Interrupted {
         /// The run directory to pass to `--resume`.
@@ -112,6 +122,7 @@ impl ExperimentError {
         match self {
             ExperimentError::Weights(e) => e.is_usage(),
             ExperimentError::Training(_)
+            | ExperimentError::Diverged { .. }
             | ExperimentError::Output { .. }
             | ExperimentError::Encode(_) => false,
             _ => true,
@@ -166,6 +177,17 @@ impl fmt::Display for ExperimentError {
             ExperimentError::Model(e) => e.fmt(f),
             ExperimentError::Weights(e) => e.fmt(f),
             ExperimentError::Training(e) => write!(f, "training failed: {e}"),
+            ExperimentError::Diverged {
+                epoch,
+                train_loss,
+                run_dir,
+            } => write!(
+                f,
+                "training diverged: the mean training loss of epoch {epoch} is {train_loss}; \
+                 lower optim.lr (or check the data and quantizers); the epochs so far are in \
+                 {}",
+                run_dir.join("metrics.jsonl").display()
+            ),
             ExperimentError::Interrupted { run_dir } => write!(
                 f,
                 "interrupted; checkpoint written, continue with --resume {}",

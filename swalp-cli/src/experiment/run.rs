@@ -707,6 +707,15 @@ pub fn run_with<'o>(
         };
         trainer.position.history.push(record.clone());
         observers.epoch_finished(&record)?;
+        // A NaN or infinite loss never recovers: stop and say so rather
+        // than train on and report NaN as a result.
+        if !record.train_loss.is_finite() {
+            return Err(ExperimentError::Diverged {
+                epoch: epoch + 1,
+                train_loss: record.train_loss,
+                run_dir: out.clone(),
+            });
+        }
         trainer.position.epoch += 1;
         trainer.position.batch = 0;
         trainer.position.loss_sum = 0.0;

@@ -226,8 +226,8 @@ struct Term {
     weight: usize,
 }
 
-/// Runs shorter than this (on average) make [`BlockLayout::maxima`] visit
-/// elements one by one on one thread instead of run by run.
+/// Runs shorter than this make block kernels (and [`BlockLayout::maxima`])
+/// visit elements one by one instead of run by run.
 const MIN_RUN: usize = 16;
 
 impl BlockLayout {
@@ -378,6 +378,13 @@ impl BlockLayout {
         }
     }
 
+    /// Whether full runs are long enough ([`typical_run`](Self::typical_run)
+    /// at least 16) for kernels to work run by run rather than element by
+    /// element.
+    pub fn has_long_runs(&self) -> bool {
+        self.typical_run() >= MIN_RUN
+    }
+
     /// The block of the element at row-major `index`.
     #[inline]
     pub fn block_of(&self, index: usize) -> usize {
@@ -409,7 +416,7 @@ impl BlockLayout {
         K: Fn(f32) -> u32 + Copy + Sync,
     {
         use std::sync::atomic::{AtomicU32, Ordering};
-        if self.typical_run() < MIN_RUN {
+        if !self.has_long_runs() {
             let mut max = vec![0u32; self.num_blocks];
             for (i, &v) in x.iter().enumerate() {
                 let m = &mut max[self.block_of(i)];

@@ -385,11 +385,7 @@ impl<'a> Params<'a> {
             }
             (None, ParamDefault::Value(d)) => Ok(Some(d.to_toml())),
             (None, ParamDefault::Computed) => Ok(None),
-            (None, ParamDefault::Required) => Err(SpecError::MissingKey {
-                format: self.format.into(),
-                key: param.name.into(),
-                allowed: param.expected(),
-            }),
+            (None, ParamDefault::Required) => Err(self.missing(param)),
         }
     }
 
@@ -406,7 +402,7 @@ impl<'a> Params<'a> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn int(&mut self, param: &ParamInfo) -> Result<i64, SpecError> {
-        self.int_opt(param)?.ok_or_else(|| self.undecided(param))
+        self.int_opt(param)?.ok_or_else(|| self.missing(param))
     }
 
     /// An integer parameter whose absence the format decides (`None`).
@@ -429,7 +425,7 @@ impl<'a> Params<'a> {
     pub fn boolean(&mut self, param: &ParamInfo) -> Result<bool, SpecError> {
         self.value(param)?
             .and_then(|v| v.as_bool())
-            .ok_or_else(|| self.undecided(param))
+            .ok_or_else(|| self.missing(param))
     }
 
     /// A string parameter, one of its choices: the value given or the
@@ -445,22 +441,23 @@ impl<'a> Params<'a> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn choice(&mut self, param: &ParamInfo) -> Result<&'static str, SpecError> {
-        self.choice_opt(param)?.ok_or_else(|| self.undecided(param))
+        self.choice_opt(param)?.ok_or_else(|| self.missing(param))
     }
 
     /// A string parameter whose absence the format decides (`None`).
     pub fn choice_opt(&mut self, param: &ParamInfo) -> Result<Option<&'static str>, SpecError> {
         let Allowed::Choice(choices) = param.allowed else {
-            return Err(self.undecided(param));
+            return Err(self.missing(param));
         };
         Ok(self
             .value(param)?
             .and_then(|v| choices.iter().copied().find(|c| v.as_str() == Some(c))))
     }
 
-    /// The error for a getter that does not fit the declaration (a format's
-    /// bug, reported rather than panicking).
-    fn undecided(&self, param: &ParamInfo) -> SpecError {
+    /// A [`SpecError::MissingKey`] for `param`: the key is absent without
+    /// a default, or a getter does not fit the declaration (a format's bug,
+    /// reported rather than panicking).
+    fn missing(&self, param: &ParamInfo) -> SpecError {
         SpecError::MissingKey {
             format: self.format.into(),
             key: param.name.into(),

@@ -417,7 +417,7 @@ impl FloatFormat {
         let mut t = toml::Table::new();
         SUBNORMALS.put(&mut t, self.subnormals);
         SPECIALS.put(&mut t, specials_name(self.specials));
-        t.insert(OVERFLOW.name.into(), overflow_name(self.overflow).into());
+        OVERFLOW.put(&mut t, overflow_name(self.overflow));
         t
     }
 }

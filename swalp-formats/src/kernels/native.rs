@@ -227,10 +227,6 @@ fn float_element<R: RoundRule>(rule: R, p: &FloatParams, v: f32, random: u32) ->
     }
 }
 
-/// Runs shorter than this (on average) make the run-wise block kernels fall
-/// back to looking up each element's block.
-const MIN_RUN: usize = 16;
-
 /// Blocks up to this long that are runs of consecutive elements are rounded
 /// in one visit (maximum, then elements, while the block is in cache); a
 /// block that straddles two chunks has its maximum found by both, so longer
@@ -303,7 +299,7 @@ fn blockwise<B: BlockRounding, K: Fn(f32) -> u32 + Copy + Sync>(
         });
         return;
     }
-    let runs = layout.typical_run() >= MIN_RUN;
+    let runs = layout.has_long_runs();
     let scales: Vec<B::Scale> = layout
         .maxima(x, key)
         .into_iter()

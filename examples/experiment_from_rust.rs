@@ -95,10 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The whole run: metrics.jsonl, checkpoints, result.json and the
     // exported models in a directory, and our own observer.
     let dir = std::env::temp_dir().join(format!("swalp-example-{}", std::process::id()));
-    let options = RunOptions {
-        out_dir: dir.clone(),
-        resume: false,
-    };
+    let options = RunOptions::new(dir.clone());
     let mut collect = Collect::default();
     let mut observers: Vec<Box<dyn Observer + '_>> = experiment::file_observers(&exp);
     observers.push(Box::new(&mut collect));

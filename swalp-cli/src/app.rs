@@ -26,6 +26,7 @@ where
     T: Into<OsString> + Clone,
 {
     init_logging();
+    install_panic_hook();
     let cli = Cli::parse_from(args);
     let mut stdout = std::io::stdout().lock();
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -42,13 +43,34 @@ where
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
-        Err(_) => {
-            eprintln!(
-                "error: internal error: swalp-cli panicked (message above); please report it"
-            );
-            ExitCode::from(error::EXIT_INTERNAL)
-        }
+        // The panic hook has said what happened.
+        Err(_) => ExitCode::from(error::EXIT_INTERNAL),
     }
+}
+
+/// Reports a panic (a bug: every input has its own error) as one line,
+/// without libtorch's C++ backtrace; `RUST_BACKTRACE=1` adds Rust's.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        if crate::experiment::in_trial_step() {
+            return;
+        }
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("no message");
+        let first = message.lines().next().unwrap_or("").trim();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error: swalp-cli panicked{place}: {first}; please report it");
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+    }));
 }
 
 /// Runs a parsed command line, writing its output to `out`.

@@ -118,10 +118,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "N,N,...", value_delimiter = ',')]
     pub seeds: Vec<u64>,
 
-    /// Continue the run in DIR from its newest checkpoint (DIR is the run's
-    /// output directory; with --seeds, the directory holding seed-<N>/).
-    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    /// Continue the run in DIR from its newest valid checkpoint (DIR is the
+    /// run's output directory; with --seeds, the directory holding
+    /// seed-<N>/).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "overwrite"])]
     pub resume: Option<PathBuf>,
+
+    /// Replace the run the output directory holds (its config, metrics,
+    /// checkpoints, results and event files; other files stay). Without it
+    /// a directory holding a run is refused.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Where `run` trains.

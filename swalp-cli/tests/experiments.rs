@@ -456,10 +456,7 @@ fn an_interrupted_run_resumes_to_exactly_the_uninterrupted_numbers() {
     let split = dir.path().join("split");
     let overrides: Vec<String> = set.chunks(2).map(|pair| pair[1].to_string()).collect();
     let experiment = Experiment::load(&file, &overrides).unwrap();
-    let options = RunOptions {
-        out_dir: split.clone(),
-        resume: false,
-    };
+    let options = RunOptions::new(split.clone());
     let mut observers = swalp_cli::experiment::file_observers(&experiment);
     observers.push(Box::new(StopAfter(550)));
     let err = swalp_cli::experiment::run_with(&experiment, &options, observers).unwrap_err();
@@ -471,8 +468,8 @@ fn an_interrupted_run_resumes_to_exactly_the_uninterrupted_numbers() {
         .collect();
     assert_eq!(
         checkpoints.len(),
-        1,
-        "exactly the newest checkpoint is kept"
+        2,
+        "the newest checkpoint and the one before are kept"
     );
 
     let mut args = vec![

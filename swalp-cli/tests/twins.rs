@@ -604,10 +604,7 @@ fn check_trainer(name: &str) {
     let exp =
         Experiment::parse(&text, Path::new("twin.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
     let out = dir.path().join("run");
-    let options = RunOptions {
-        out_dir: out.clone(),
-        resume: false,
-    };
+    let options = RunOptions::new(out.clone());
     let result = swalp_cli::experiment::run(&exp, &options).unwrap_or_else(|e| panic!("{e}"));
     let lines: Vec<Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap_or_default()

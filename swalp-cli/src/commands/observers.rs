@@ -6,13 +6,15 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::experiment::checkpoint::Skipped;
 use crate::experiment::observe::{Control, EpochRecord, Observer, StepReport};
 use crate::experiment::{Experiment, ExperimentError};
 
 /// The observers `swalp-cli run` adds to the library's file observers, as
 /// `log.progress` and `log.table` ask.
 pub fn terminal(exp: &Experiment) -> Vec<Box<dyn Observer>> {
-    let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(CtrlC::install())];
+    let mut observers: Vec<Box<dyn Observer>> =
+        vec![Box::new(CtrlC::install()), Box::new(ResumeNotice)];
     if exp.log.progress {
         observers.push(Box::new(Progress::default()));
     }
@@ -47,6 +49,23 @@ impl Observer for CtrlC {
         } else {
             Control::Continue
         }
+    }
+}
+
+/// Says on stderr which checkpoint a resumed run continues from, and which
+/// newer ones it could not use.
+struct ResumeNotice;
+
+impl Observer for ResumeNotice {
+    fn resumed(&mut self, checkpoint: &Path, skipped: &[Skipped]) {
+        for s in skipped {
+            eprintln!(
+                "warning: skipping checkpoint {}: {}",
+                s.dir.display(),
+                s.error
+            );
+        }
+        eprintln!("resuming from {}", checkpoint.display());
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::cli::{ExperimentArgs, RunArgs, RunDeviceArg};
 use crate::error::CliError;
 use crate::experiment::{
-    self, config::DeviceChoice, Experiment, ExperimentError, ResumeProblem, RunOptions,
+    self, config::DeviceChoice, Claim, Experiment, ExperimentError, RunOptions,
 };
 
 fn load(args: &ExperimentArgs) -> Result<Experiment, CliError> {
@@ -27,13 +27,14 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             RunDeviceArg::Cuda => DeviceChoice::Cuda,
         };
     }
-    let (dir, resume) = match (&args.resume, &args.out) {
-        (Some(dir), _) => (dir.clone(), true),
-        (None, Some(dir)) => (dir.clone(), false),
-        (None, None) => (default_out_dir(&exp.experiment.name), false),
+    let (dir, claim) = match (&args.resume, &args.out) {
+        (Some(dir), _) => (dir.clone(), Claim::Resume),
+        (None, Some(dir)) if args.overwrite => (dir.clone(), Claim::Overwrite),
+        (None, Some(dir)) => (dir.clone(), Claim::Fresh),
+        (None, None) => (default_out_dir(&exp.experiment.name), Claim::Fresh),
     };
     if args.seeds.is_empty() {
-        let result = run_one(&exp, &dir, resume)?;
+        let result = run_one(&exp, &dir, claim)?;
         for section in ["paper", "final"] {
             let text = serde_json::to_string_pretty(&result[section])
                 .map_err(|e| CliError::Internal(e.to_string()))?;
@@ -42,16 +43,28 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         writeln!(out, "outputs in {}", dir.display()).map_err(CliError::Stdout)?;
         return Ok(());
     }
+    if let Some(seed) = repeated(&args.seeds) {
+        return Err(CliError::Usage(format!(
+            "--seeds lists seed {seed} twice; each seed is one run (DIR/seed-{seed})"
+        )));
+    }
+    // Every seed's run is checked before the first one trains.
+    for &seed in &args.seeds {
+        exp.experiment.seed = seed;
+        experiment::check(&exp)?;
+    }
     let mut results = Vec::new();
     for &seed in &args.seeds {
         exp.experiment.seed = seed;
         let seed_dir = dir.join(format!("seed-{seed}"));
         let done = seed_dir.join("result.json");
-        let result = if resume && done.is_file() {
-            read_result(&done)?
-        } else {
-            let has_checkpoint = experiment::checkpoint::latest(&seed_dir).is_ok();
-            run_one(&exp, &seed_dir, resume && has_checkpoint)?
+        let result = match claim {
+            Claim::Resume if done.is_file() => read_result(&done)?,
+            // Killed before its first checkpoint: start that seed again.
+            Claim::Resume if !experiment::checkpoint::any(&seed_dir)? => {
+                run_one(&exp, &seed_dir, Claim::Overwrite)?
+            }
+            claim => run_one(&exp, &seed_dir, claim)?,
         };
         results.push((seed, result));
     }
@@ -62,56 +75,35 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     writeln!(out, "outputs in {}", dir.display()).map_err(CliError::Stdout)
 }
 
-fn run_one(exp: &Experiment, dir: &Path, resume: bool) -> Result<Value, CliError> {
-    let exp = if resume {
-        resumed_experiment(exp, dir)?
-    } else {
-        exp.clone()
-    };
-    let options = RunOptions {
-        out_dir: dir.to_path_buf(),
-        resume,
-    };
-    let mut observers = experiment::file_observers(&exp);
-    observers.extend(super::observers::terminal(&exp));
-    Ok(experiment::run_with(&exp, &options, observers)?)
+/// The first seed listed twice.
+fn repeated(seeds: &[u64]) -> Option<u64> {
+    seeds
+        .iter()
+        .enumerate()
+        .find(|(i, s)| seeds[..*i].contains(s))
+        .map(|(_, s)| *s)
 }
 
-/// The experiment stored in `dir`, checked against the one given on the
-/// command line: they must agree except for `train.epochs` (so a finished
-/// run can be extended).
-fn resumed_experiment(given: &Experiment, dir: &Path) -> Result<Experiment, CliError> {
-    let stored_path = dir.join("config.toml");
-    let mut stored = Experiment::load(&stored_path, &[])?;
-    let as_table = |e: &Experiment| -> Result<toml::Table, CliError> {
-        let text = toml::to_string(e).map_err(|err| CliError::Internal(err.to_string()))?;
-        toml::from_str(&text).map_err(|err| CliError::Internal(err.to_string()))
+fn run_one(exp: &Experiment, dir: &Path, claim: Claim) -> Result<Value, CliError> {
+    let options = RunOptions {
+        out_dir: dir.to_path_buf(),
+        claim,
     };
-    let mut a = as_table(given)?;
-    let mut b = as_table(&stored)?;
-    for t in [&mut a, &mut b] {
-        if let Some(train) = t.get_mut("train").and_then(toml::Value::as_table_mut) {
-            train.remove("epochs");
-        }
-    }
-    if let Some(key) = a.keys().chain(b.keys()).find(|k| a.get(*k) != b.get(*k)) {
-        return Err(ExperimentError::Resume {
-            run_dir: dir.into(),
-            problem: ResumeProblem::Differs {
-                section: key.clone(),
-                stored: stored_path.clone(),
-            },
-        }
-        .into());
-    }
-    stored.train.epochs = given.train.epochs;
-    Ok(stored)
+    let mut observers = experiment::file_observers(exp);
+    observers.extend(super::observers::terminal(exp));
+    Ok(experiment::run_with(exp, &options, observers)?)
 }
 
 fn read_result(path: &Path) -> Result<Value, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Internal(format!("{}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| CliError::Internal(format!("{}: {e}", path.display())))
+    let unreadable = |e: experiment::Cause| {
+        CliError::from(ExperimentError::Read {
+            path: path.into(),
+            what: "result file",
+            source: e,
+        })
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.into()))?;
+    serde_json::from_str(&text).map_err(|e| unreadable(e.into()))
 }
 
 /// Mean and sample standard deviation.
@@ -195,9 +187,10 @@ pub fn show(args: &ExperimentArgs, out: &mut dyn Write) -> Result<(), CliError> 
     out.write_all(text.as_bytes()).map_err(CliError::Stdout)
 }
 
-/// Checks the experiment; errors exit 2.
+/// Checks the experiment as a run would before training
+/// ([`experiment::check`]); errors exit 2.
 pub fn validate(args: &ExperimentArgs) -> Result<(), CliError> {
-    load(args).map(|_| ())
+    Ok(experiment::check(&load(args)?)?)
 }
 
 /// `runs/<name>-<YYYYmmdd-HHMMSS>` in UTC.

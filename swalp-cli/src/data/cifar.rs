@@ -100,6 +100,37 @@ fn resolve(layout: &Layout, dir: &Path) -> PathBuf {
     }
 }
 
+/// Checks the files of CIFAR-10 or CIFAR-100 (`name`) in `dir` from their
+/// lengths, without reading them: returns the number of training records.
+pub(crate) fn probe(name: DataName, dir: &Path) -> Result<u64, DataError> {
+    let layout = if name == DataName::Cifar100 {
+        &CIFAR100
+    } else {
+        &CIFAR10
+    };
+    let files_dir = resolve(layout, dir);
+    let record = (layout.label_bytes + PIXELS) as u64;
+    let records = |file: &str| -> Result<u64, DataError> {
+        let path = files_dir.join(file);
+        let error = |problem| DataError::file(&path, problem, layout.name, dir);
+        let len = fs::metadata(&path)
+            .map_err(|e| {
+                error(if e.kind() == io::ErrorKind::NotFound {
+                    FileProblem::Missing
+                } else {
+                    FileProblem::Unreadable(e)
+                })
+            })?
+            .len();
+        if len == 0 || len % record != 0 {
+            return Err(error(FileProblem::RecordSize { len, record }));
+        }
+        Ok(len / record)
+    };
+    records(layout.test)?;
+    layout.train.iter().map(|f| records(f)).sum()
+}
+
 fn read(layout: &Layout, dir: &Path) -> Result<(Split, Split), DataError> {
     let files_dir = resolve(layout, dir);
     let mut train = Records::default();

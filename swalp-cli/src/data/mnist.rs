@@ -84,6 +84,52 @@ pub(crate) fn read_idx_set(name: DataName, dir: &Path) -> Result<(Split, Split),
     Ok((train, test))
 }
 
+/// Checks the four IDX files of `name` in `dir` from their headers (and, for
+/// raw files, their lengths) without reading the pixels: returns the number
+/// of training images and their size (rows, columns).
+pub(crate) fn probe_idx_set(name: DataName, dir: &Path) -> Result<(u64, (u32, u32)), DataError> {
+    let files_dir = resolve(name, dir);
+    let reader = Reader { name, dir };
+    let split = |images: &str, labels: &str| -> Result<(u64, (u32, u32)), DataError> {
+        let images_path = reader.locate(&files_dir, images);
+        let labels_path = reader.locate(&files_dir, labels);
+        let head = reader.prefix(&images_path, 16)?;
+        let dims = reader.header(&images_path, &head, IMAGES_MAGIC, 3)?;
+        let (count, rows, cols) = (u64::from(dims[0]), dims[1], dims[2]);
+        if rows == 0 || cols == 0 {
+            return Err(reader.error(&images_path, FileProblem::BadDims { rows, cols }));
+        }
+        reader.check_raw_length(&images_path, 16 + count * u64::from(rows) * u64::from(cols))?;
+        let head = reader.prefix(&labels_path, 8)?;
+        let n_labels = u64::from(reader.header(&labels_path, &head, LABELS_MAGIC, 1)?[0]);
+        reader.check_raw_length(&labels_path, 8 + n_labels)?;
+        if n_labels != count {
+            return Err(reader.error(
+                &labels_path,
+                FileProblem::CountMismatch {
+                    images: images_path,
+                    n_images: count,
+                    n_labels,
+                },
+            ));
+        }
+        Ok((count, (rows, cols)))
+    };
+    let (n_train, size) = split(FILES[0], FILES[1])?;
+    let (_, test_size) = split(FILES[2], FILES[3])?;
+    if test_size != size {
+        let path = reader.locate(&files_dir, FILES[2]);
+        return Err(reader.error(
+            &path,
+            FileProblem::SizeMismatch {
+                size: test_size,
+                train: size,
+            },
+        ));
+    }
+    Ok((n_train, size))
+}
+
 /// The directory with the files: `dir`, or torchvision's `dir/raw` or
 /// `dir/<MNIST|FashionMNIST>/raw` when only that has the training images.
 fn resolve(name: DataName, dir: &Path) -> PathBuf {
@@ -144,16 +190,7 @@ impl Reader<'_> {
 
     /// The contents of `path`, decompressed if it ends in `.gz`.
     fn contents(&self, path: &Path) -> Result<Vec<u8>, DataError> {
-        let file = File::open(path).map_err(|e| {
-            self.error(
-                path,
-                if e.kind() == io::ErrorKind::NotFound {
-                    FileProblem::Missing
-                } else {
-                    FileProblem::Unreadable(e)
-                },
-            )
-        })?;
+        let file = self.open(path)?;
         let mut bytes = Vec::new();
         if path.extension().is_some_and(|e| e == "gz") {
             MultiGzDecoder::new(io::BufReader::new(file))
@@ -165,6 +202,58 @@ impl Reader<'_> {
                 .map_err(|e| self.error(path, FileProblem::Unreadable(e)))?;
         }
         Ok(bytes)
+    }
+
+    /// Opens `path`, reporting a missing or unreadable file.
+    fn open(&self, path: &Path) -> Result<File, DataError> {
+        File::open(path).map_err(|e| {
+            self.error(
+                path,
+                if e.kind() == io::ErrorKind::NotFound {
+                    FileProblem::Missing
+                } else {
+                    FileProblem::Unreadable(e)
+                },
+            )
+        })
+    }
+
+    /// The first `n` bytes of `path` (fewer if it is shorter),
+    /// decompressed if it ends in `.gz`.
+    fn prefix(&self, path: &Path, n: u64) -> Result<Vec<u8>, DataError> {
+        let file = self.open(path)?;
+        let mut bytes = Vec::new();
+        if path.extension().is_some_and(|e| e == "gz") {
+            MultiGzDecoder::new(io::BufReader::new(file))
+                .take(n)
+                .read_to_end(&mut bytes)
+                .map_err(|e| self.error(path, FileProblem::Gzip(e.to_string())))?;
+        } else {
+            file.take(n)
+                .read_to_end(&mut bytes)
+                .map_err(|e| self.error(path, FileProblem::Unreadable(e)))?;
+        }
+        Ok(bytes)
+    }
+
+    /// Checks the length of a raw (not `.gz`) file against its header's;
+    /// a compressed file's is checked when it is read.
+    fn check_raw_length(&self, path: &Path, expected: u64) -> Result<(), DataError> {
+        if path.extension().is_some_and(|e| e == "gz") {
+            return Ok(());
+        }
+        let actual = std::fs::metadata(path)
+            .map_err(|e| self.error(path, FileProblem::Unreadable(e)))?
+            .len();
+        match actual.cmp(&expected) {
+            std::cmp::Ordering::Less => {
+                Err(self.error(path, FileProblem::Truncated { expected, actual }))
+            }
+            std::cmp::Ordering::Greater => {
+                Err(self.error(path, FileProblem::TrailingData { expected, actual }))
+            }
+            std::cmp::Ordering::Equal => Ok(()),
+        }
     }
 
     /// Checks the header of an IDX file with `dims` dimensions and returns

@@ -210,6 +210,60 @@ pub fn load(section: &DataSection, seed: u64, weight_decay: f64) -> Result<Datas
     Ok(data)
 }
 
+/// What a data set looks like, known without loading it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataShape {
+    /// The shape of one input, e.g. `[1, 28, 28]`.
+    pub input: Vec<i64>,
+    /// What is predicted.
+    pub task: Task,
+    /// Training examples (after `subset`).
+    pub train_len: i64,
+}
+
+/// The shape of the data set a `[data]` section names, from the section
+/// (synthetic data) or the files' headers and lengths (real data), without
+/// generating or reading the examples: what [`load`] would give, or the
+/// error it would fail with for a missing or malformed file (a damaged
+/// pixel or label is only found by reading).
+pub fn probe(section: &DataSection) -> Result<DataShape, DataError> {
+    let classification = |classes: usize| Task::Classification { classes };
+    let n = section.n_train as i64;
+    let (input, task, train_len) = match section.name.as_str() {
+        "synthetic-linreg" => (vec![section.dim as i64], Task::Regression, n),
+        "synthetic-logreg" => (vec![section.dim as i64], classification(section.classes), n),
+        "synthetic-cifar" => (vec![3, 32, 32], classification(section.classes), n),
+        "synthetic-mnist" => (vec![1, 28, 28], classification(section.classes), n),
+        other => {
+            let name =
+                DataName::from_name(other).ok_or_else(|| DataError::UnknownName(other.into()))?;
+            let dir = section.path.clone().unwrap_or_else(|| name.default_dir());
+            let task = classification(name.classes() as usize);
+            match name {
+                DataName::Cifar10 | DataName::Cifar100 => {
+                    (vec![3, 32, 32], task, cifar::probe(name, &dir)? as i64)
+                }
+                DataName::Mnist | DataName::FashionMnist => {
+                    let (count, (rows, cols)) = mnist::probe_idx_set(name, &dir)?;
+                    (
+                        vec![1, i64::from(rows), i64::from(cols)],
+                        task,
+                        count as i64,
+                    )
+                }
+            }
+        }
+    };
+    let train_len = section
+        .subset
+        .map_or(train_len, |s| train_len.min(s as i64));
+    Ok(DataShape {
+        input,
+        task,
+        train_len,
+    })
+}
+
 /// A downloadable data set from `dir` (default `data/<name>`): training
 /// images kept as bytes (augmented, then normalised per batch), test images
 /// normalised once. CIFAR training batches get the seed's random crop with

@@ -7,17 +7,32 @@
 //! accumulators), `swa.safetensors` (the average, when averaging has
 //! started) and `state.json` (position in the run, the quantization RNG, the
 //! partial epoch's running sums). It is assembled in a hidden temporary
-//! directory and renamed into place, so a checkpoint either exists whole or
-//! not at all; older checkpoints are removed afterwards.
+//! directory (`.partial-<pid>`), closed by `sha256sums` (the digest of every
+//! other file, `sha256sum -c` format, written last) and renamed into place,
+//! so a checkpoint either exists whole or not at all. The two newest
+//! checkpoints are kept: when the newest is damaged, [`load_latest`] falls
+//! back to the one before.
 
+use std::fmt::Write as _;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use swalp_core::tch::Tensor;
 use swalp_core::QuantRng;
 
 use super::observe::EpochRecord;
-use super::ExperimentError;
+use super::{CheckpointProblem, ExperimentError};
+
+/// The name prefix of a checkpoint being assembled.
+pub const PARTIAL_PREFIX: &str = ".partial-";
+
+/// The digest file, written last.
+pub const DIGESTS: &str = "sha256sums";
+
+/// Checkpoints kept: the newest, and one to fall back to.
+const KEEP: usize = 2;
 
 /// Where a run is, between two optimizer steps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +56,10 @@ pub struct Position {
     /// paper's numbers of a resumed run).
     #[serde(default)]
     pub history: Vec<EpochRecord>,
+    /// The first NaN or infinity, for a run that trains on through it
+    /// (`train.on_nonfinite = "continue"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<super::Divergence>,
 }
 
 /// A loaded checkpoint.
@@ -90,7 +109,7 @@ pub fn save(
 ) -> Result<PathBuf, ExperimentError> {
     let root = run_dir.join("checkpoints");
     std::fs::create_dir_all(&root).map_err(|e| output_error(&root, e))?;
-    let tmp = root.join(format!(".partial-{}", std::process::id()));
+    let tmp = root.join(format!("{PARTIAL_PREFIX}{}", std::process::id()));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| output_error(&tmp, e))?;
     }
@@ -102,18 +121,121 @@ pub fn save(
     }
     let state = serde_json::to_string_pretty(position).map_err(|e| output_error(&tmp, e))?;
     std::fs::write(tmp.join("state.json"), state).map_err(|e| output_error(&tmp, e))?;
+    write_digests(&tmp)?;
     let name = format!("step-{:012}", position.steps);
     let target = root.join(&name);
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(|e| output_error(&target, e))?;
     }
     std::fs::rename(&tmp, &target).map_err(|e| output_error(&target, e))?;
-    for old in list(&root)? {
-        if old != target {
-            std::fs::remove_dir_all(&old).map_err(|e| output_error(&old, e))?;
-        }
+    let all = list(&root)?;
+    for old in &all[..all.len().saturating_sub(KEEP)] {
+        std::fs::remove_dir_all(old).map_err(|e| output_error(old, e))?;
     }
     Ok(target)
+}
+
+/// The files of a checkpoint directory that its digest covers, sorted.
+fn covered_files(dir: &Path) -> Result<Vec<String>, ExperimentError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| output_error(dir, e))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(|e| output_error(dir, e))?.file_name();
+        let name = name.to_string_lossy().into_owned();
+        if name != DIGESTS {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        }))
+}
+
+/// Writes `sha256sums` for the files in `dir`, flushed to disk.
+fn write_digests(dir: &Path) -> Result<(), ExperimentError> {
+    let mut text = String::new();
+    for name in covered_files(dir)? {
+        let path = dir.join(&name);
+        let digest = sha256_of(&path).map_err(|e| output_error(&path, e))?;
+        let _ = writeln!(text, "{digest}  {name}");
+    }
+    let path = dir.join(DIGESTS);
+    std::fs::write(&path, text).map_err(|e| output_error(&path, e))?;
+    std::fs::File::open(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| output_error(&path, e))
+}
+
+/// Checks every file of the checkpoint in `dir` against `sha256sums`.
+fn verify_digests(dir: &Path) -> Result<(), ExperimentError> {
+    let problem = |problem| ExperimentError::Checkpoint {
+        dir: dir.into(),
+        problem,
+    };
+    let listed = match std::fs::read_to_string(dir.join(DIGESTS)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(problem(CheckpointProblem::NoDigests))
+        }
+        Err(e) => {
+            return Err(problem(CheckpointProblem::Unreadable {
+                file: DIGESTS.into(),
+                source: e.into(),
+            }))
+        }
+    };
+    let mut expected: Vec<(String, String)> = Vec::new();
+    for line in listed.lines() {
+        let Some((digest, name)) = line.split_once("  ") else {
+            return Err(problem(CheckpointProblem::Mismatch {
+                file: DIGESTS.into(),
+            }));
+        };
+        expected.push((name.to_string(), digest.to_string()));
+    }
+    expected.sort();
+    let present = covered_files(dir)?;
+    if let Some(extra) = present
+        .iter()
+        .find(|name| !expected.iter().any(|(n, _)| n == *name))
+    {
+        return Err(problem(CheckpointProblem::Mismatch {
+            file: extra.clone(),
+        }));
+    }
+    for (name, digest) in expected {
+        let path = dir.join(&name);
+        match sha256_of(&path) {
+            Ok(actual) if actual == digest => {}
+            Ok(_) => return Err(problem(CheckpointProblem::Mismatch { file: name })),
+            Err(e) => {
+                return Err(problem(CheckpointProblem::Unreadable {
+                    file: name,
+                    source: e.into(),
+                }))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Complete checkpoints under `checkpoints/`, oldest first.
@@ -128,7 +250,7 @@ fn list(root: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
                 p.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with("step-"))
-                    && p.join("state.json").is_file()
+                    && p.is_dir()
             })
             .collect(),
     };
@@ -136,31 +258,65 @@ fn list(root: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
     Ok(found)
 }
 
-/// The newest checkpoint of the run in `run_dir`.
-pub fn latest(run_dir: &Path) -> Result<PathBuf, ExperimentError> {
-    list(&run_dir.join("checkpoints"))?
-        .pop()
-        .ok_or_else(|| ExperimentError::Resume {
-            run_dir: run_dir.into(),
-            problem: super::ResumeProblem::NoCheckpoint,
-        })
+/// Whether the run in `run_dir` has written a checkpoint (valid or not).
+pub fn any(run_dir: &Path) -> Result<bool, ExperimentError> {
+    Ok(!list(&run_dir.join("checkpoints"))?.is_empty())
 }
 
-/// Loads a checkpoint directory.
-pub fn load(dir: &Path) -> Result<Checkpoint, ExperimentError> {
-    fn read_error(path: &Path, e: impl Into<super::Cause>) -> ExperimentError {
-        ExperimentError::Read {
-            path: path.into(),
-            what: "checkpoint file",
-            source: e.into(),
+/// A checkpoint passed over by [`load_latest`], and why.
+#[derive(Debug)]
+pub struct Skipped {
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    /// What is wrong with it.
+    pub error: ExperimentError,
+}
+
+/// Loads the newest valid checkpoint of the run in `run_dir`: complete,
+/// equal to its digests, and accepted by `accept` (the caller's check of
+/// its position against the experiment). Returns it with the newer ones
+/// passed over; when none is valid, the newest one's error.
+pub fn load_latest(
+    run_dir: &Path,
+    accept: impl Fn(&Checkpoint) -> Result<(), ExperimentError>,
+) -> Result<(Checkpoint, Vec<Skipped>), ExperimentError> {
+    let mut skipped = Vec::new();
+    for dir in list(&run_dir.join("checkpoints"))?.into_iter().rev() {
+        match load(&dir).and_then(|c| accept(&c).map(|()| c)) {
+            Ok(checkpoint) => return Ok((checkpoint, skipped)),
+            Err(error) => skipped.push(Skipped { dir, error }),
         }
     }
+    match skipped.into_iter().next() {
+        Some(newest) => Err(newest.error),
+        None => Err(ExperimentError::Resume {
+            run_dir: run_dir.into(),
+            problem: super::ResumeProblem::NoCheckpoint,
+        }),
+    }
+}
+
+/// Loads a checkpoint directory, after checking its digests.
+pub fn load(dir: &Path) -> Result<Checkpoint, ExperimentError> {
+    verify_digests(dir)?;
+    let read_error = |path: &Path, e: super::Cause| ExperimentError::Checkpoint {
+        dir: dir.into(),
+        problem: CheckpointProblem::Unreadable {
+            file: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            source: e,
+        },
+    };
     let state_path = dir.join("state.json");
-    let text = std::fs::read_to_string(&state_path).map_err(|e| read_error(&state_path, e))?;
-    let position: Position = serde_json::from_str(&text).map_err(|e| read_error(&state_path, e))?;
+    let text =
+        std::fs::read_to_string(&state_path).map_err(|e| read_error(&state_path, e.into()))?;
+    let position: Position =
+        serde_json::from_str(&text).map_err(|e| read_error(&state_path, e.into()))?;
     let tensors = |name: &str| -> Result<Vec<(String, Tensor)>, ExperimentError> {
         let path = dir.join(name);
-        Tensor::read_safetensors(&path).map_err(|e| read_error(&path, e))
+        Tensor::read_safetensors(&path).map_err(|e| read_error(&path, e.into()))
     };
     let swa_path = dir.join("swa.safetensors");
     Ok(Checkpoint {

@@ -257,6 +257,22 @@ pub struct TrainSection {
     /// DataLoader's `shuffle=True`); `false` keeps the file's order.
     #[serde(default = "yes")]
     pub shuffle: bool,
+    /// What a NaN or infinite training loss or parameter does: `stop` the
+    /// run with an error (the default), or `continue` training and mark
+    /// `result.json` `"status": "diverged"`.
+    #[serde(default)]
+    pub on_nonfinite: OnNonFinite,
+}
+
+/// `train.on_nonfinite`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnNonFinite {
+    /// Stop with [`ExperimentError::Diverged`].
+    #[default]
+    Stop,
+    /// Train on; the result says where it diverged.
+    Continue,
 }
 
 /// `[log]`.
@@ -435,12 +451,27 @@ impl Experiment {
         if let Some((key, _)) = counts.iter().find(|(_, n)| *n == 0) {
             return Err(invalid(key, 0, "a positive integer"));
         }
-        if self.optim.weight_decay < 0.0 {
-            return Err(invalid(
-                "optim.weight_decay",
-                self.optim.weight_decay,
-                "a number >= 0",
-            ));
+        let at_least_zero = |key: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(invalid(key, v, "a number >= 0"))
+            }
+        };
+        at_least_zero("optim.weight_decay", self.optim.weight_decay)?;
+        at_least_zero("optim.dampening", self.optim.dampening)?;
+        at_least_zero("schedule.min_lr", self.schedule.min_lr)?;
+        for &m in &self.schedule.milestones {
+            at_least_zero("schedule.milestones", m)?;
+        }
+        // torch.optim.SGD's own rule.
+        if self.optim.nesterov && (self.optim.momentum <= 0.0 || self.optim.dampening != 0.0) {
+            return Err(ExperimentError::Value {
+                key: "optim.nesterov".into(),
+                message: "optim.nesterov = true needs optim.momentum > 0 and \
+                          optim.dampening = 0 (as torch.optim.SGD)"
+                    .into(),
+            });
         }
         let one_of = |key: &str, value: &str, names: &[&str]| {
             if names.contains(&value) {

@@ -5,13 +5,15 @@ pub mod checkpoint;
 pub mod config;
 pub mod observe;
 pub mod run;
+pub mod rundir;
 pub mod tensorboard;
 
 use std::fmt;
 use std::path::PathBuf;
 
 pub use config::Experiment;
-pub use run::{file_observers, run, run_with, RunOptions};
+pub use run::{check, file_observers, in_trial_step, run, run_with, Divergence, RunOptions};
+pub use rundir::{Claim, ClaimProblem};
 
 /// A cause kept as the error's source.
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -33,6 +35,69 @@ pub enum ResumeProblem {
         /// The variable's name.
         name: String,
     },
+    /// The run has done more epochs than the experiment now asks for.
+    FewerEpochs {
+        /// Epochs done.
+        done: u64,
+        /// `train.epochs` given.
+        asked: u64,
+    },
+}
+
+/// What is wrong with a checkpoint.
+#[derive(Debug)]
+pub enum CheckpointProblem {
+    /// It has no `sha256sums` (never completed, or not written by swalp).
+    NoDigests,
+    /// A file differs from its digest, or is not listed.
+    Mismatch {
+        /// The file.
+        file: String,
+    },
+    /// A file cannot be read or decoded.
+    Unreadable {
+        /// The file.
+        file: String,
+        /// Why.
+        source: Cause,
+    },
+    /// Its position does not fit the run (`state.json` edited, or another
+    /// experiment's checkpoint).
+    Inconsistent {
+        /// What does not fit.
+        what: String,
+    },
+    /// A saved model variable holds NaN or infinity.
+    NonFinite {
+        /// The variable.
+        name: String,
+    },
+}
+
+impl fmt::Display for CheckpointProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointProblem::NoDigests => {
+                f.write_str("it has no sha256sums, so it was never completed")
+            }
+            CheckpointProblem::Mismatch { file } => {
+                write!(
+                    f,
+                    "{file} does not match its digest in sha256sums (damaged)"
+                )
+            }
+            CheckpointProblem::Unreadable { file, source } => {
+                let reason = source.to_string();
+                write!(f, "{file}: {}", reason.lines().next().unwrap_or("").trim())
+            }
+            CheckpointProblem::Inconsistent { what } => {
+                write!(f, "its position does not fit this run: {what}")
+            }
+            CheckpointProblem::NonFinite { name } => {
+                write!(f, "model variable `{name}` holds NaN or infinity")
+            }
+        }
+    }
 }
 
 /// Why an experiment could not be loaded or run.
@@ -62,6 +127,20 @@ pub enum ExperimentError {
         item: String,
         /// What is wrong with it.
         problem: String,
+    },
+    /// A run directory that cannot be claimed.
+    RunDir {
+        /// The directory.
+        run_dir: PathBuf,
+        /// Why not.
+        problem: ClaimProblem,
+    },
+    /// A checkpoint that cannot be used.
+    Checkpoint {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// What is wrong with it.
+        problem: CheckpointProblem,
     },
     /// A run directory that cannot be resumed.
     Resume {
@@ -99,16 +178,20 @@ pub enum ExperimentError {
     Weights(crate::models::weights::WeightsError),
     /// Training failed.
     Training(swalp_core::Error),
-    /// The training loss became NaN or infinite; the epochs up to it are in
-    /// the run directory's metrics.
+    /// A loss or parameter became NaN or infinite (with
+    /// `train.on_nonfinite = "stop"`); the epochs before are in the run
+    /// directory's metrics.
     Diverged {
-        /// The epoch (1-based) whose mean training loss is not finite.
-        epoch: u64,
-        /// That loss.
-        train_loss: f64,
+        /// Where and what.
+        divergence: Divergence,
+        /// The newest checkpoint, all finite, if one was written.
+        last_checkpoint: Option<PathBuf>,
         /// The run directory.
         run_dir: PathBuf,
     },
+    /// The experiment failed its trial step ([`check`]): a quantizer or
+    /// model that cannot work on the tensors this experiment produces.
+    Trial(swalp_core::Error),
     /// Ctrl-C: a checkpoint was written and the run can be resumed.
     Interrupted {
         /// The run directory to pass to `--resume`.
@@ -121,9 +204,13 @@ impl ExperimentError {
     pub fn is_usage(&self) -> bool {
         match self {
             ExperimentError::Weights(e) => e.is_usage(),
+            ExperimentError::Output { source, .. } => io_cause_is_users(source.as_ref()),
+            ExperimentError::Checkpoint {
+                problem: CheckpointProblem::Unreadable { source, .. },
+                ..
+            } => io_cause_is_users(source.as_ref()),
             ExperimentError::Training(_)
             | ExperimentError::Diverged { .. }
-            | ExperimentError::Output { .. }
             | ExperimentError::Encode(_) => false,
             _ => true,
         }
@@ -167,27 +254,85 @@ impl fmt::Display for ExperimentError {
                         f,
                         "--resume {dir}: checkpoint has variable `{name}` the model lacks"
                     ),
+                    ResumeProblem::FewerEpochs { done, asked } => write!(
+                        f,
+                        "--resume {dir}: the run has done {done} epochs but train.epochs = \
+                         {asked}; give train.epochs >= {done}"
+                    ),
                 }
+            }
+            ExperimentError::RunDir { run_dir, problem } => {
+                let dir = run_dir.display();
+                match problem {
+                    ClaimProblem::NotADirectory => write!(
+                        f,
+                        "output directory {dir} is a file, not a directory; choose another"
+                    ),
+                    ClaimProblem::Busy => write!(
+                        f,
+                        "output directory {dir} is in use by another run (it holds \
+                         {dir}/{}); wait for that run or choose another directory",
+                        rundir::LOCK_FILE
+                    ),
+                    ClaimProblem::Occupied { found } => write!(
+                        f,
+                        "output directory {dir} already holds a run ({found}); continue it \
+                         with --resume {dir}, choose another --out, or replace it with \
+                         --overwrite"
+                    ),
+                }
+            }
+            ExperimentError::Checkpoint { dir, problem } => {
+                write!(f, "cannot use checkpoint {}: {problem}", dir.display())
+            }
+            ExperimentError::Trial(e) => {
+                let text = e.to_string();
+                // The quantizer's own words, without the layers that
+                // carried them out of libtorch's autograd.
+                let reason = [
+                    "libtorch: ",
+                    "Internal torch error: ",
+                    "quantization hook: ",
+                ]
+                .iter()
+                .fold(text.lines().next().unwrap_or("").trim(), |t, prefix| {
+                    t.strip_prefix(prefix).unwrap_or(t)
+                });
+                write!(f, "the experiment fails on its first step: {reason}")
             }
             ExperimentError::Encode(e) => write!(f, "internal error: encoding failed: {e}"),
             ExperimentError::Output { path, source } => {
-                write!(f, "cannot write {}: {source}", path.display())
+                write!(
+                    f,
+                    "cannot write {}: {}",
+                    path.display(),
+                    io_text(source.as_ref())
+                )
             }
             ExperimentError::Data(e) => e.fmt(f),
             ExperimentError::Model(e) => e.fmt(f),
             ExperimentError::Weights(e) => e.fmt(f),
             ExperimentError::Training(e) => write!(f, "training failed: {e}"),
             ExperimentError::Diverged {
-                epoch,
-                train_loss,
+                divergence,
+                last_checkpoint,
                 run_dir,
-            } => write!(
-                f,
-                "training diverged: the mean training loss of epoch {epoch} is {train_loss}; \
-                 lower optim.lr (or check the data and quantizers); the epochs so far are in \
-                 {}",
-                run_dir.join("metrics.jsonl").display()
-            ),
+            } => {
+                write!(
+                    f,
+                    "training diverged: {divergence}; lower optim.lr or check the data and \
+                     quantizers, or set train.on_nonfinite = \"continue\" to train on; "
+                )?;
+                match last_checkpoint {
+                    Some(dir) => write!(
+                        f,
+                        "the last finite checkpoint is {}, the epochs before are in {}",
+                        dir.display(),
+                        run_dir.join("metrics.jsonl").display()
+                    ),
+                    None => f.write_str("no checkpoint was written before it"),
+                }
+            }
             ExperimentError::Interrupted { run_dir } => write!(
                 f,
                 "interrupted; checkpoint written, continue with --resume {}",
@@ -203,13 +348,32 @@ impl std::error::Error for ExperimentError {
             ExperimentError::Data(e) => Some(e),
             ExperimentError::Model(e) => Some(e),
             ExperimentError::Weights(e) => Some(e),
-            ExperimentError::Training(e) => Some(e),
+            ExperimentError::Training(e) | ExperimentError::Trial(e) => Some(e),
+            ExperimentError::Checkpoint {
+                problem: CheckpointProblem::Unreadable { source, .. },
+                ..
+            } => Some(source.as_ref()),
             ExperimentError::Read { source, .. }
             | ExperimentError::Output { source, .. }
             | ExperimentError::Encode(source) => Some(source.as_ref()),
             _ => None,
         }
     }
+}
+
+/// An I/O error's reason without Rust's debug text: the OS message
+/// (`Permission denied (os error 13)`) or the error's own text.
+fn io_text(cause: &(dyn std::error::Error + 'static)) -> String {
+    let text = cause.to_string();
+    text.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// Whether an output failure is one the user can fix (exit 2): see
+/// [`crate::atomic::io_error_is_users`].
+fn io_cause_is_users(cause: &(dyn std::error::Error + 'static)) -> bool {
+    cause
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(crate::atomic::io_error_is_users)
 }
 
 impl From<crate::data::error::DataError> for ExperimentError {

@@ -83,6 +83,12 @@ pub trait Observer {
         Ok(())
     }
 
+    /// A resumed run continues from `checkpoint`; `skipped` are the newer
+    /// checkpoints it could not use, and why.
+    fn resumed(&mut self, checkpoint: &Path, skipped: &[super::checkpoint::Skipped]) {
+        let _ = (checkpoint, skipped);
+    }
+
     /// An epoch starts (or resumes with `done` of its `batches` done).
     fn epoch_started(&mut self, epoch: u64, batches: u64, done: u64) {
         let _ = (epoch, batches, done);

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use swalp_core::batchnorm::recompute_batchnorm;
 use swalp_core::hook::{shared_rng, SharedRng};
@@ -38,12 +39,13 @@ use swalp_core::swa::Swa;
 use swalp_core::tch::{self, nn::ModuleT, Device, Kind, Tensor};
 use swalp_core::QuantRng;
 
-use super::checkpoint::{self, Position};
-use super::config::{DeviceChoice, Experiment, OptimName, SchedulePer};
+use super::checkpoint::{self, Checkpoint, Position};
+use super::config::{DeviceChoice, Experiment, OnNonFinite, OptimName, SchedulePer};
 use super::observe::{
     write_atomically, Control, EpochRecord, MetricsFile, Observer, StepReport, TensorBoard,
 };
-use super::ExperimentError;
+use super::rundir::{Claim, RunDir};
+use super::{CheckpointProblem, ExperimentError, ResumeProblem};
 use crate::data::{self, Dataset, Optimum, Task};
 use crate::models::{self, weights, Inputs, Model};
 
@@ -52,8 +54,42 @@ use crate::models::{self, weights, Inputs, Model};
 pub struct RunOptions {
     /// The run directory (created if needed).
     pub out_dir: PathBuf,
-    /// Continue from the newest checkpoint in `out_dir`.
-    pub resume: bool,
+    /// A new run, the continuation of the one in `out_dir` (from its newest
+    /// valid checkpoint), or a new run replacing it.
+    pub claim: Claim,
+}
+
+impl RunOptions {
+    /// A new run into `out_dir`, which must not hold another run.
+    pub fn new(out_dir: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            out_dir: out_dir.into(),
+            claim: Claim::Fresh,
+        }
+    }
+}
+
+/// The first NaN or infinity of a run: which quantity, where.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The epoch (0-based, as in the table and `metrics.jsonl`).
+    pub epoch: u64,
+    /// Optimizer steps taken when it was seen.
+    pub step: u64,
+    /// What: `training loss` or `parameter <name>`.
+    pub quantity: String,
+    /// Its value: `NaN`, `inf` or `-inf`.
+    pub value: String,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the {} is {} at epoch {}, step {}",
+            self.quantity, self.value, self.epoch, self.step
+        )
+    }
 }
 
 /// The optimizer an experiment asks for, over `model`'s trainable
@@ -304,10 +340,13 @@ struct Trainer<'a> {
     schedule: LrSchedule,
     rng: SharedRng,
     position: Position,
+    /// The newest checkpoint written or resumed from.
+    last_checkpoint: Option<PathBuf>,
+    run_dir: PathBuf,
 }
 
 impl<'a> Trainer<'a> {
-    fn new(exp: &'a Experiment, device: Device) -> Result<Self, ExperimentError> {
+    fn new(exp: &'a Experiment, device: Device, run_dir: &Path) -> Result<Self, ExperimentError> {
         let seed = exp.experiment.seed;
         let data = data::load(&exp.data, seed, exp.optim.weight_decay)?;
         let points = exp.points().clone();
@@ -344,6 +383,7 @@ impl<'a> Trainer<'a> {
             rng: QuantRng::new(seed),
             swa_count: 0,
             history: Vec::new(),
+            divergence: None,
         };
         Ok(Trainer {
             exp,
@@ -356,6 +396,8 @@ impl<'a> Trainer<'a> {
             schedule: exp.schedule()?,
             rng,
             position,
+            last_checkpoint: None,
+            run_dir: run_dir.into(),
         })
     }
 
@@ -373,7 +415,92 @@ impl<'a> Trainer<'a> {
             .as_ref()
             .filter(|s| s.count() > 0)
             .map(|s| s.average().to_vec_shallow());
-        checkpoint::save(run_dir, &self.position, &model, &optimizer, swa.as_deref())
+        let dir = checkpoint::save(run_dir, &self.position, &model, &optimizer, swa.as_deref())?;
+        self.last_checkpoint = Some(dir.clone());
+        Ok(dir)
+    }
+
+    /// Whether `checkpoint` can continue this run: a position this
+    /// experiment reaches, and (unless the run trains on through NaN)
+    /// finite weights.
+    fn accepts(&self, checkpoint: &Checkpoint) -> Result<(), ExperimentError> {
+        let p = &checkpoint.position;
+        let per_epoch = self.batches_per_epoch();
+        let inconsistent = |what: String| ExperimentError::Checkpoint {
+            dir: checkpoint.dir.clone(),
+            problem: CheckpointProblem::Inconsistent { what },
+        };
+        if p.batch > per_epoch {
+            return Err(inconsistent(format!(
+                "batch {} of an epoch of {per_epoch} batches",
+                p.batch
+            )));
+        }
+        if p.steps != p.epoch * per_epoch + p.batch {
+            return Err(inconsistent(format!(
+                "{} steps after {} epochs of {per_epoch} batches and {} batches",
+                p.steps, p.epoch, p.batch
+            )));
+        }
+        if p.history.len() as u64 != p.epoch {
+            return Err(inconsistent(format!(
+                "{} epoch records for epoch {}",
+                p.history.len(),
+                p.epoch
+            )));
+        }
+        if p.epoch > self.exp.train.epochs {
+            return Err(ExperimentError::Resume {
+                run_dir: self.run_dir.clone(),
+                problem: ResumeProblem::FewerEpochs {
+                    done: p.epoch,
+                    asked: self.exp.train.epochs,
+                },
+            });
+        }
+        if self.exp.train.on_nonfinite == OnNonFinite::Stop {
+            if let Some(name) = first_nonfinite(&checkpoint.model)? {
+                return Err(ExperimentError::Checkpoint {
+                    dir: checkpoint.dir.clone(),
+                    problem: CheckpointProblem::NonFinite { name },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes a NaN or infinity: under `train.on_nonfinite = "stop"` the
+    /// run ends with [`ExperimentError::Diverged`]; under `"continue"` the
+    /// first one is kept for `result.json`.
+    fn nonfinite(&mut self, quantity: String, value: f64) -> Result<(), ExperimentError> {
+        let divergence = Divergence {
+            epoch: self.position.epoch,
+            step: self.position.steps,
+            quantity,
+            value: format!("{value}"),
+        };
+        if self.exp.train.on_nonfinite == OnNonFinite::Stop {
+            return Err(ExperimentError::Diverged {
+                divergence,
+                last_checkpoint: self.last_checkpoint.clone(),
+                run_dir: self.run_dir.clone(),
+            });
+        }
+        self.position.divergence.get_or_insert(divergence);
+        Ok(())
+    }
+
+    /// Checks the model's variables after an epoch.
+    fn check_parameters(&mut self) -> Result<(), ExperimentError> {
+        let vars: Vec<(String, Tensor)> = self.model.vs.variables().into_iter().collect();
+        if let Some(name) = first_nonfinite(&vars)? {
+            let value = vars
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(f64::NAN, |(_, t)| nonfinite_value(t));
+            self.nonfinite(format!("parameter `{name}`"), value)?;
+        }
+        Ok(())
     }
 
     fn restore(&mut self, checkpoint: checkpoint::Checkpoint) -> Result<(), ExperimentError> {
@@ -446,6 +573,9 @@ impl<'a> Trainer<'a> {
             self.position.loss_sum += loss * batch.x.size()[0] as f64;
             self.position.batch += 1;
             self.position.steps += 1;
+            if !loss.is_finite() && self.position.divergence.is_none() {
+                self.nonfinite("training loss".into(), loss)?;
+            }
             self.average_after_step()?;
             let report = StepReport {
                 epoch,
@@ -553,6 +683,31 @@ impl<'a> Trainer<'a> {
     }
 }
 
+/// The name of the first variable holding NaN or infinity.
+fn first_nonfinite(vars: &[(String, Tensor)]) -> Result<Option<String>, ExperimentError> {
+    for (name, t) in vars {
+        if !t.is_floating_point() {
+            continue;
+        }
+        if t.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+            return Ok(Some(name.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// A non-finite value of `t` to report (NaN first, then an infinity).
+fn nonfinite_value(t: &Tensor) -> f64 {
+    let t = t.detach().to_kind(Kind::Double);
+    if t.isnan().any().int64_value(&[]) != 0 {
+        f64::NAN
+    } else if t.eq(f64::INFINITY).any().int64_value(&[]) != 0 {
+        f64::INFINITY
+    } else {
+        f64::NEG_INFINITY
+    }
+}
+
 trait ShallowVec {
     fn to_vec_shallow(&self) -> Vec<(String, Tensor)>;
 }
@@ -614,6 +769,12 @@ impl Observers<'_> {
         self.0.iter_mut().try_for_each(|o| o.started(dir, history))
     }
 
+    fn resumed(&mut self, checkpoint: &Path, skipped: &[checkpoint::Skipped]) {
+        for o in &mut self.0 {
+            o.resumed(checkpoint, skipped);
+        }
+    }
+
     fn epoch_started(&mut self, epoch: u64, batches: u64, done: u64) {
         for o in &mut self.0 {
             o.epoch_started(epoch, batches, done);
@@ -647,40 +808,99 @@ impl Observers<'_> {
 /// [`Control::Stop`] makes the run write a checkpoint and return
 /// [`ExperimentError::Interrupted`].
 ///
-/// Nothing is written before the experiment is built: an unusable
-/// `model.init` or data set leaves `out_dir` as it was.
+/// The run first claims its directory ([`RunDir`]: one run at a time, no
+/// other run's outputs unless resuming or overwriting) and builds the
+/// experiment; a failure before anything is written removes a directory
+/// the claim created. A resumed run continues from the newest valid
+/// checkpoint, with the experiment the directory stores (the given one
+/// must equal it except for `train.epochs` and `[log]`).
 pub fn run_with<'o>(
     exp: &Experiment,
     options: &RunOptions,
     observers: Vec<Box<dyn Observer + 'o>>,
 ) -> Result<Value, ExperimentError> {
-    let mut observers = Observers(observers);
+    check(exp)?;
     let device = resolve_device(exp.experiment.device)?;
-    let out = &options.out_dir;
-    let mut trainer = Trainer::new(exp, device)?;
-    std::fs::create_dir_all(out).map_err(|e| ExperimentError::Output {
-        path: out.clone(),
-        source: e.into(),
-    })?;
-    if options.resume {
-        let path = checkpoint::latest(out)?;
-        trainer.restore(checkpoint::load(&path)?)?;
-        log::info!("resuming from {}", path.display());
+    let dir = RunDir::claim(&options.out_dir, options.claim)?;
+    let resumed;
+    let exp = if options.claim == Claim::Resume {
+        resumed = resumed_experiment(exp, dir.path())?;
+        &resumed
+    } else {
+        exp
+    };
+    let trainer = match Trainer::new(exp, device, dir.path()) {
+        Ok(trainer) => trainer,
+        Err(e) => return Err(dir.abandon(e)),
+    };
+    train(exp, trainer, options.claim, Observers(observers))
+}
+
+/// The experiment stored in the run directory `dir`, checked against the
+/// one given: they must agree except for `train.epochs` (so that a
+/// finished run can be extended) and `[log]`.
+fn resumed_experiment(given: &Experiment, dir: &Path) -> Result<Experiment, ExperimentError> {
+    let stored_path = dir.join("config.toml");
+    if !stored_path.is_file() {
+        return Err(ExperimentError::Resume {
+            run_dir: dir.into(),
+            problem: ResumeProblem::NoCheckpoint,
+        });
+    }
+    let mut stored = Experiment::load(&stored_path, &[])?;
+    let as_table = |e: &Experiment| -> Result<toml::Table, ExperimentError> {
+        let text = toml::to_string(e).map_err(|err| ExperimentError::Encode(err.into()))?;
+        toml::from_str(&text).map_err(|err| ExperimentError::Encode(err.into()))
+    };
+    let mut a = as_table(given)?;
+    let mut b = as_table(&stored)?;
+    for t in [&mut a, &mut b] {
+        t.remove("log");
+        if let Some(train) = t.get_mut("train").and_then(toml::Value::as_table_mut) {
+            train.remove("epochs");
+        }
+    }
+    if let Some(key) = a.keys().chain(b.keys()).find(|k| a.get(*k) != b.get(*k)) {
+        return Err(ExperimentError::Resume {
+            run_dir: dir.into(),
+            problem: ResumeProblem::Differs {
+                section: key.clone(),
+                stored: stored_path.clone(),
+            },
+        });
+    }
+    stored.train.epochs = given.train.epochs;
+    stored.log = given.log.clone();
+    Ok(stored)
+}
+
+/// The training loop of [`run_with`], from a built trainer.
+fn train(
+    exp: &Experiment,
+    mut trainer: Trainer<'_>,
+    claim: Claim,
+    mut observers: Observers<'_>,
+) -> Result<Value, ExperimentError> {
+    let out = trainer.run_dir.clone();
+    if claim == Claim::Resume {
+        let (checkpoint, skipped) = checkpoint::load_latest(&out, |c| trainer.accepts(c))?;
+        let from = checkpoint.dir.clone();
+        trainer.restore(checkpoint)?;
+        trainer.last_checkpoint = Some(from.clone());
+        observers.resumed(&from, &skipped);
     } else {
         let resolved = toml::to_string(exp).map_err(|e| ExperimentError::Encode(e.into()))?;
         write_atomically(&out.join("config.toml"), resolved.as_bytes())?;
     }
-    observers.started(out, &trainer.position.history)?;
+    observers.started(&out, &trainer.position.history)?;
     // The evaluations of the last epoch trained in this process.
     let mut last: Option<(Evaluation, Option<Evaluation>)> = None;
     while trainer.position.epoch < exp.train.epochs {
         let epoch = trainer.position.epoch;
         let started = Instant::now();
         if !trainer.train_epoch(&mut observers)? {
-            trainer.save_checkpoint(out)?;
-            return Err(ExperimentError::Interrupted {
-                run_dir: out.clone(),
-            });
+            trainer.save_checkpoint(&out)?;
+            return Err(ExperimentError::Interrupted { run_dir: out });
         }
         trainer.average_after_epoch()?;
         let n = trainer.data.train_len() as f64;
@@ -707,14 +927,10 @@ pub fn run_with<'o>(
         };
         trainer.position.history.push(record.clone());
         observers.epoch_finished(&record)?;
-        // A NaN or infinite loss never recovers: stop and say so rather
-        // than train on and report NaN as a result.
-        if !record.train_loss.is_finite() {
-            return Err(ExperimentError::Diverged {
-                epoch: epoch + 1,
-                train_loss: record.train_loss,
-                run_dir: out.clone(),
-            });
+        // NaN never recovers: stop and say so (or, asked to train on, say
+        // so in the result) rather than checkpoint it as progress.
+        if trainer.position.divergence.is_none() {
+            trainer.check_parameters()?;
         }
         trainer.position.epoch += 1;
         trainer.position.batch = 0;
@@ -724,7 +940,7 @@ pub fn run_with<'o>(
         if (every > 0 && trainer.position.epoch % every == 0)
             || trainer.position.epoch == exp.train.epochs
         {
-            trainer.save_checkpoint(out)?;
+            trainer.save_checkpoint(&out)?;
         }
     }
 
@@ -739,9 +955,14 @@ pub fn run_with<'o>(
         "seed": exp.experiment.seed,
         "epochs": epochs,
         "steps": trainer.position.steps,
+        "status": "completed",
         "paper": paper_results(exp, &trainer.position.history),
         "final": { "sgd": evaluation_json(sgd, optimum_metrics(&trainer.model, &trainer.data)) },
     });
+    if let Some(divergence) = &trainer.position.divergence {
+        result["status"] = json!("diverged");
+        result["diverged"] = json!(divergence);
+    }
     result["final"]["sgd"]["epochs_trained"] = json!(epochs);
     weights::save(&trainer.model, &out.join("model_sgd.safetensors"))?;
     if let Some(e) = swa {
@@ -756,4 +977,121 @@ pub fn run_with<'o>(
     write_atomically(&out.join("result.json"), text.as_bytes())?;
     observers.finished(&result);
     Ok(result)
+}
+
+/// Examples in the trial step of [`check`] (fewer when the training set or
+/// the batch is smaller).
+const TRIAL_BATCH: i64 = 2;
+
+/// Checks that `exp` can run, as far as it can be known before training:
+/// the device, the data set's files and shape (from headers, without
+/// reading the examples), the model for that shape, `model.init`, the
+/// optimizer, SWA and schedule, and one trial step of a throwaway model
+/// (forward, backward, optimizer step, average, evaluation of the average)
+/// on random inputs of the data's shape, which exercises every quantizer on
+/// the tensors this model produces. Nothing is written.
+///
+/// `validate` runs this, and so does every run before it claims its
+/// directory: an experiment that passes never fails later for a reason in
+/// its configuration.
+pub fn check(exp: &Experiment) -> Result<(), ExperimentError> {
+    resolve_device(exp.experiment.device)?;
+    let shape = data::probe(&exp.data)?;
+    if shape.train_len == 0 {
+        return Err(ExperimentError::Value {
+            key: "data".into(),
+            message: format!("data set {:?} has no training examples", exp.data.name),
+        });
+    }
+    exp.schedule()?;
+    // Random inputs of the right shape: whatever fails is the
+    // configuration's doing.
+    trial_step(exp, &shape).map_err(|e| match e {
+        ExperimentError::Training(e) => ExperimentError::Trial(e),
+        other => other,
+    })
+}
+
+thread_local! {
+    static IN_TRIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is running the forward pass of [`check`]'s trial
+/// step. tch's module API cannot fail, so a quantization point reports an
+/// error in a forward pass as a panic; the trial step turns that panic
+/// into its error, and a front end's panic hook should stay quiet
+/// meanwhile.
+pub fn in_trial_step() -> bool {
+    IN_TRIAL.with(std::cell::Cell::get)
+}
+
+/// `model`'s forward pass, with a panic (a quantization point's error)
+/// returned as an error.
+fn trial_forward(model: &Model, x: &Tensor, train: bool) -> Result<Tensor, ExperimentError> {
+    IN_TRIAL.with(|t| t.set(true));
+    let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        model.net.forward_t(x, train)
+    }));
+    IN_TRIAL.with(|t| t.set(false));
+    output.map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_else(|| "the forward pass failed".into());
+        ExperimentError::Trial(swalp_core::Error::Hook(message))
+    })
+}
+
+/// One step of a throwaway model on the CPU ([`check`]).
+fn trial_step(exp: &Experiment, shape: &data::DataShape) -> Result<(), ExperimentError> {
+    let seed = exp.experiment.seed;
+    let points = exp.points().clone();
+    let rng = shared_rng(seed);
+    let inputs = Inputs {
+        shape: shape.input.clone(),
+        task: shape.task,
+    };
+    let device = Device::Cpu;
+    let model = models::build(&exp.model, &inputs, &points, rng.clone(), device)?;
+    if let Some(path) = &exp.model.init {
+        weights::load(&model, path)?;
+    }
+    let averaged = models::build(&exp.model, &inputs, &points, rng.clone(), device)?;
+    let mut quant = OptimQuantizers::from_points(&points);
+    quant.grad_scale = exp.optim.grad_scale;
+    let mut optimizer = build_optimizer(exp, &model, quant, rng.clone());
+    let n = TRIAL_BATCH
+        .min(exp.train.batch_size as i64)
+        .min(shape.train_len);
+    // The last batch of an epoch may be smaller (BatchNorm cannot train on
+    // one example).
+    let last = shape.train_len % exp.train.batch_size as i64;
+    let sizes = if last > 0 && last < n {
+        vec![n, last]
+    } else {
+        vec![n]
+    };
+    let mut swa = Swa::new(&LowPrecision::<SgdConfig>::trainable(&model.vs))
+        .with_quantizer(exp.swa.quantizer().cloned());
+    for n in sizes {
+        let mut dims = vec![n];
+        dims.extend(&shape.input);
+        let x = Tensor::f_randn(&dims, (Kind::Float, device))?;
+        let y = match shape.task {
+            Task::Regression => Tensor::f_zeros([n, 1], (Kind::Float, device))?,
+            Task::Classification { .. } => Tensor::f_zeros([n], (Kind::Int64, device))?,
+        };
+        optimizer.set_lr(exp.optim.lr);
+        let output = trial_forward(&model, &x, true)?;
+        let loss = shape.task.loss(&output, &y);
+        optimizer.zero_grad();
+        loss.f_backward()?;
+        optimizer.step()?;
+        swa.update(&LowPrecision::<SgdConfig>::trainable(&model.vs), &rng)?;
+        swa.copy_to(&averaged.vs)?;
+        let _guard = tch::no_grad_guard();
+        let _ = trial_forward(&averaged, &x, false)?;
+    }
+    Ok(())
 }

@@ -68,10 +68,16 @@ pub struct DataDownloadArgs {
     pub dir: Option<PathBuf>,
 
     /// Fetch from URL/<NAME>/<file> instead of the official hosts (also
-    /// SWALP_DATA_MIRROR); URL/<NAME>/checksums.txt, if served, overrides the
-    /// built-in md5 digests.
+    /// SWALP_DATA_MIRROR); URL is http(s)://HOST[:PORT][/PATH].
+    /// URL/<NAME>/checksums.txt, if served, must agree with the built-in md5
+    /// digests.
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
+
+    /// Verify with the mirror's checksums.txt where it disagrees with the
+    /// built-in md5 digests (a warning names each such file).
+    #[arg(long)]
+    pub trust_mirror_checksums: bool,
 }
 
 const DATA_DOWNLOAD_AFTER_HELP: &str = "\
@@ -79,11 +85,19 @@ Sources: cifar10, cifar100 from https://www.cs.toronto.edu/~kriz/ (binary
 version, extracted to DIR/cifar-10-batches-bin/ or DIR/cifar-100-binary/);
 mnist from https://ossci-datasets.s3.amazonaws.com/mnist/ and fashion-mnist
 from http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (the four
-.gz files, kept as they are). Every file is checked against its published md5
-digest before anything is put in DIR; a failed download leaves nothing behind.
+.gz files, kept as they are). Every file is downloaded into a hidden staging
+folder in DIR and checked against its published md5 digest; only when the whole
+set is verified is it moved into place. A failed download leaves DIR as it was
+(no file of the set, no staging folder); staging folders of interrupted
+downloads are removed by the next download.
 
-Exit status: 0 on success, 2 on a network, server, checksum or file problem,
-1 if writing DIR fails otherwise (a full disk, an I/O error).";
+Mirrors: a mirror's checksums.txt must agree with the built-in digests; a
+disagreement is an error unless --trust-mirror-checksums is given.
+
+Exit status: 0 on success, 2 on a network, server, checksum or file problem
+and on a write failure the user can fix (permissions, read-only file system,
+full disk or quota, a file in the way), 1 on other write failures (an I/O
+error).";
 
 /// Arguments of `swalp-cli show` and `swalp-cli validate`.
 #[derive(Debug, Args)]

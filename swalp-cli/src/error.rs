@@ -110,6 +110,8 @@ pub enum CliError {
     Internal(String),
     /// An experiment could not be loaded or run.
     Experiment(crate::experiment::ExperimentError),
+    /// A data set could not be downloaded.
+    Data(crate::data::error::DataError),
 }
 
 impl CliError {
@@ -138,6 +140,7 @@ impl CliError {
                 EXIT_INTERRUPTED
             }
             CliError::Experiment(e) if !e.is_usage() => EXIT_INTERNAL,
+            CliError::Data(e) if !e.is_usage() => EXIT_INTERNAL,
             _ => EXIT_USAGE,
         }
     }
@@ -228,6 +231,7 @@ impl fmt::Display for CliError {
                 write!(f, "internal error: {}", first_line(message))
             }
             CliError::Experiment(e) => f.write_str(first_line(&e.to_string())),
+            CliError::Data(e) => f.write_str(first_line(&e.to_string())),
         }
     }
 }
@@ -239,6 +243,7 @@ impl std::error::Error for CliError {
             CliError::Quantize { source, .. } => Some(source),
             CliError::Stdout(err) => Some(err),
             CliError::Experiment(e) => Some(e),
+            CliError::Data(e) => Some(e),
             _ => None,
         }
     }

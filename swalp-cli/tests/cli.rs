@@ -590,6 +590,34 @@ fn failed_run_keeps_an_existing_output() {
 }
 
 #[test]
+fn a_killed_quantizes_temporary_file_is_removed_by_the_next_one() {
+    let s = Scratch::new();
+    let input = s.put("in.npy", &npy_f32(&[3], &[0.3, 5.0, -3.0]));
+    let output = s.path("out.npy");
+    // Debris of a killed quantize to OUT (no process holds it, PID in the
+    // name long gone), a temporary file being written right now (held by
+    // this process), another OUT's temporary file and an unrelated hidden
+    // file.
+    let stale = s.put(".out.npy.swalp-tmp-4194303-Ab12Cd", b"debris");
+    let live = swalp_cli::atomic::TempFile::create_for(&output).expect("live temporary file");
+    let other = s.put(".other.npy.swalp-tmp-Ab12Cd", b"other");
+    let hidden = s.put(".out.npy.keep", b"mine");
+    let out = swalp(&[
+        "quantize",
+        "--spec",
+        FIXED_8_6,
+        path_str(&input),
+        path_str(&output),
+    ]);
+    assert_success(&out);
+    assert_eq!(read_npy_f32(&output).1, vec![0.296875, 1.984375, -2.0]);
+    assert!(!stale.exists(), "the killed quantize's file is removed");
+    assert!(live.path().exists(), "a running writer's file is kept");
+    assert_eq!(fs::read(&other).expect("kept"), b"other");
+    assert_eq!(fs::read(&hidden).expect("kept"), b"mine");
+}
+
+#[test]
 fn cuda_without_a_gpu_is_a_usage_error() {
     let s = Scratch::new();
     let input = s.put("in.npy", &npy_f32(&[3], &[0.3, 5.0, -3.0]));

@@ -21,7 +21,7 @@ use swalp_cli::data::augment::{
     cifar_train_augment, crop_flip, normalize, random_crop_flip, CropFlip, CIFAR_MEAN, CIFAR_STD,
 };
 use swalp_cli::data::cifar::{read_cifar10, read_cifar100};
-use swalp_cli::data::download::{download, Origin, RemoteFile, Source};
+use swalp_cli::data::download::{check_mirror_url, download, Origin, RemoteFile, Source};
 use swalp_cli::data::error::{DataError, FileProblem};
 use swalp_cli::data::mnist::{read_fashion_mnist, read_mnist};
 use swalp_cli::data::real::{DataName, Split};
@@ -1340,7 +1340,8 @@ fn a_checksum_mismatch_names_the_file_and_digests_and_leaves_nothing() {
     // Nothing behind, not even the folders created for it.
     assert_eq!(tree(target.path()), Vec::<String>::new());
 
-    // MNIST: the mismatching file is not kept; the verified ones are.
+    // MNIST: the whole set or nothing; the two files verified before the
+    // mismatching one are not kept either.
     let files = idx_gz_files();
     let files = as_refs(&files);
     publish(mirror.path(), "mnist", &files, false);
@@ -1358,10 +1359,7 @@ fn a_checksum_mismatch_names_the_file_and_digests_and_leaves_nothing() {
         err.to_string().contains("t10k-images-idx3-ubyte.gz"),
         "{err}"
     );
-    assert_eq!(
-        tree(&dir),
-        ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
-    );
+    assert_eq!(tree(target.path()), Vec::<String>::new());
 }
 
 fn source_for_mnist(server: &Server, files: &[(&str, Vec<u8>)]) -> Source {
@@ -1457,22 +1455,61 @@ fn http_errors_and_refused_connections_are_one_line_errors() {
 }
 
 #[test]
-fn mirrors_take_digests_from_their_checksums_txt_or_the_built_in_ones() {
+fn mirrors_checksums_must_agree_with_the_built_in_digests_unless_trusted() {
     let mirror = tmp();
     let files = idx_gz_files();
     let files = as_refs(&files);
     publish(mirror.path(), "fashion-mnist", &files, true);
     let server = Server::start(mirror.path());
-    let source = Source::mirror(DataName::FashionMnist, &format!("{}/", server.url())).unwrap();
+    let url = format!("{}/", server.url());
+    // The generated files' digests are not the published ones: refused,
+    // naming the file, both digests and the list.
+    let err = Source::mirror(DataName::FashionMnist, &url, false).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, DataError::MirrorDigest { .. }), "{err:?}");
+    assert!(err.is_usage());
+    assert!(!message.contains('\n'));
+    let built_in = &Source::canonical(DataName::FashionMnist).files[0];
+    for needle in [
+        built_in.name.as_str(),
+        built_in.md5.as_str(),
+        &md5_hex(&files[0].1),
+        &format!("{}/fashion-mnist/checksums.txt", server.url()),
+        "--trust-mirror-checksums",
+    ] {
+        assert!(message.contains(needle), "{needle:?} missing: {message}");
+    }
+    // Trusted: the mirror's digests, each replacement reported.
+    let (source, overrides) = Source::mirror(DataName::FashionMnist, &url, true).unwrap();
     assert_eq!(source.base_url, format!("{}/fashion-mnist/", server.url()));
-    for (file, (name, bytes)) in source.files.iter().zip(&files) {
+    assert_eq!(overrides.len(), 4);
+    for ((file, (name, bytes)), o) in source.files.iter().zip(&files).zip(&overrides) {
         assert_eq!(&file.name, name);
         assert_eq!(file.md5, md5_hex(bytes));
+        assert_eq!((o.file.as_str(), &o.mirror), (*name, &file.md5));
     }
+    assert_eq!(overrides[0].built_in, built_in.md5);
+    // A list that agrees (upper case hex is the same digest): accepted
+    // without trust, nothing replaced.
+    let canonical = Source::canonical(DataName::Mnist);
+    let list: String = canonical
+        .files
+        .iter()
+        .map(|f| format!("{}  {}\n", f.md5.to_uppercase(), f.name))
+        .collect();
+    fs::create_dir_all(mirror.path().join("mnist")).unwrap();
+    fs::write(mirror.path().join("mnist/checksums.txt"), list).unwrap();
+    let (source, overrides) = Source::mirror(DataName::Mnist, &server.url(), false).unwrap();
+    assert_eq!(source.files, canonical.files);
+    assert!(overrides.is_empty());
     // No checksums.txt (404): the published digests.
-    let source = Source::mirror(DataName::Mnist, &server.url()).unwrap();
-    assert_eq!(source.files, Source::canonical(DataName::Mnist).files);
-    assert_eq!(source.files[0].md5, "f68b3c2dcbeaaa9fbdd348bbdeb94873");
+    let (source, overrides) = Source::mirror(DataName::Cifar100, &server.url(), false).unwrap();
+    assert_eq!(source.files, Source::canonical(DataName::Cifar100).files);
+    assert!(overrides.is_empty());
+    assert_eq!(
+        Source::canonical(DataName::Mnist).files[0].md5,
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+    );
     assert_eq!(
         Source::canonical(DataName::Cifar10).files[0].md5,
         "c32a1d4ab5d03f1284b67883e8d87530"
@@ -1484,9 +1521,285 @@ fn mirrors_take_digests_from_their_checksums_txt_or_the_built_in_ones() {
         "xyz cifar-10-binary.tar.gz\n",
     )
     .unwrap();
-    let err = Source::mirror(DataName::Cifar10, &server.url()).unwrap_err();
+    let err = Source::mirror(DataName::Cifar10, &server.url(), true).unwrap_err();
     assert!(err.to_string().contains("checksums.txt"), "{err}");
     assert!(err.to_string().contains("line 1"), "{err}");
+}
+
+#[test]
+fn mirror_urls_are_checked() {
+    for ok in [
+        "http://127.0.0.1:8080",
+        "https://example.com/data/",
+        "HTTP://mirror.example.org:65535/a/b",
+        "http://[::1]:8000/x",
+        "  http://localhost  ",
+    ] {
+        assert_eq!(check_mirror_url(ok), Ok(ok.trim().to_string()), "{ok}");
+    }
+    for (bad, reason) in [
+        ("http://127.0.0.1:99999", "port 99999 is out of range"),
+        ("http://127.0.0.1:0", "out of range"),
+        ("http://host:", "not a number"),
+        ("http://host:8x", "not a number"),
+        ("127.0.0.1:8080/data", "no scheme"),
+        ("example.com", "no scheme"),
+        ("ftp://example.com/x", "unsupported scheme \"ftp\""),
+        ("file:///tmp/mirror", "unsupported scheme \"file\""),
+        ("http://", "no host"),
+        ("http:///path", "no host"),
+        ("http://exa mple.com", "not allowed"),
+        ("http://example.com/?q=1", "not allowed"),
+        ("http://user:pw@example.com", "user names"),
+        ("http://[::1", "closing"),
+        ("", "empty"),
+    ] {
+        let err = check_mirror_url(bad).unwrap_err();
+        assert!(err.contains(reason), "{bad:?}: {err}");
+    }
+}
+
+/// A server that answers `checksums.txt` with 404 and any other request
+/// with the start of a long body, then stalls: a download in progress.
+fn stalling_server() -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut held = Vec::new();
+        while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = stream.set_nonblocking(false);
+            let mut request = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut request);
+            let mut s = &stream;
+            if request.contains("checksums.txt") {
+                let _ = s.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            } else {
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n",
+                );
+                let _ = s.write_all(&vec![7u8; 3 << 20]);
+                let _ = s.flush();
+                held.push(stream);
+            }
+        }
+    });
+    (url, stop)
+}
+
+/// The staging folders in `dir`.
+fn staging_folders(dir: &Path) -> Vec<String> {
+    tree(dir)
+        .into_iter()
+        .filter(|p| p.starts_with('.') && !p.contains('/') && p.contains(".swalp-download-"))
+        .collect()
+}
+
+#[test]
+fn a_failing_fourth_file_leaves_the_directory_as_it_was() {
+    let mirror = tmp();
+    let files = idx_gz_files();
+    let files = as_refs(&files);
+    // The last file is missing on the server: 404 after three verified.
+    publish(mirror.path(), "mnist", &files[..3], false);
+    let server = Server::start(mirror.path());
+    let target = tmp();
+    let dir = target.path().join("mnist");
+    // The user's files: one of their own, one corrupt file of the set
+    // (to be replaced), both to stay exactly as they are.
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("notes.txt"), b"mine").unwrap();
+    fs::write(dir.join(files[1].0), b"corrupt").unwrap();
+    let err = download(
+        DataName::Mnist,
+        &dir,
+        &Origin::Custom(source(&server, "mnist", &files)),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, DataError::Http { status: 404, .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.requests().len(), 4, "{:?}", server.requests());
+    assert_eq!(
+        tree(&dir),
+        ["notes.txt", "train-labels-idx1-ubyte.gz"],
+        "no file of the set, no staging folder"
+    );
+    assert_eq!(fs::read(dir.join("notes.txt")).unwrap(), b"mine");
+    assert_eq!(fs::read(dir.join(files[1].0)).unwrap(), b"corrupt");
+    // The same through the command: exit 2, and a folder it created is
+    // removed again.
+    let new_dir = target.path().join("new");
+    let out = swalp(
+        &[
+            "data",
+            "download",
+            "mnist",
+            "--dir",
+            new_dir.to_str().unwrap(),
+            "--mirror",
+            &server.url(),
+        ],
+        &[],
+    );
+    assert_usage_error(&out);
+    assert!(!new_dir.exists());
+}
+
+#[test]
+fn a_killed_downloads_staging_folder_is_removed_by_the_next_download() {
+    let (stall_url, stop) = stalling_server();
+    let target = tmp();
+    let dir = target.path().join("mnist");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
+        .args(["data", "download", "mnist", "--dir", dir.to_str().unwrap()])
+        .args(["--mirror", &stall_url])
+        .env_remove("SWALP_DATA_MIRROR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it is writing its first file, then kill it (SIGKILL).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let staged = loop {
+        let staged: Vec<String> = tree(&dir)
+            .into_iter()
+            .filter(|p| p.contains(".swalp-download-") && p.ends_with(".gz"))
+            .collect();
+        let size = staged
+            .first()
+            .and_then(|p| fs::metadata(dir.join(p)).ok())
+            .map_or(0, |m| m.len());
+        if size > 0 {
+            break staged;
+        }
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let debris = staging_folders(&dir);
+    assert_eq!(debris.len(), 1, "{staged:?}");
+    assert!(
+        debris[0].starts_with(".mnist.swalp-download-"),
+        "{debris:?}"
+    );
+
+    // A download still running (its folder locked by this process) is
+    // left alone.
+    let live = dir.join(".cifar10.swalp-download-1-0");
+    fs::create_dir(&live).unwrap();
+    let lock = fs::File::open(&live).unwrap();
+    assert!(swalp_cli::atomic::try_lock_exclusive(&lock).unwrap());
+
+    let mirror = tmp();
+    let files = idx_gz_files();
+    let files = as_refs(&files);
+    publish(mirror.path(), "mnist", &files, false);
+    let server = Server::start(mirror.path());
+    let mut progress = Vec::new();
+    let report = download(
+        DataName::Mnist,
+        &dir,
+        &Origin::Custom(source(&server, "mnist", &files)),
+        &mut progress,
+    )
+    .unwrap();
+    assert_eq!(report.removed_stale, [dir.join(&debris[0])]);
+    let progress = String::from_utf8(progress).unwrap();
+    assert!(progress.contains("interrupted download"), "{progress}");
+    assert_eq!(staging_folders(&dir), [".cifar10.swalp-download-1-0"]);
+    let (train, test) = read_mnist(&dir).unwrap();
+    check_idx(&train, &test);
+    drop(lock);
+}
+
+/// A tmpfs of `kib` KiB mounted on a new folder, unmounted on drop; `None`
+/// where it cannot be mounted (not root, no mount command).
+struct SmallDisk(TempDir);
+
+impl SmallDisk {
+    fn mount(kib: u32) -> Result<SmallDisk, String> {
+        let dir = tmp();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cannot mount a tmpfs: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_one_line_error_with_exit_2_and_leaves_nothing() {
+    let disk = match SmallDisk::mount(256) {
+        Ok(disk) => disk,
+        Err(reason) => {
+            println!("skipped: {reason}");
+            return;
+        }
+    };
+    // A first file larger than the disk (incompressible bytes).
+    let mut files = idx_gz_files();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    files[0].1 = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let files = as_refs(&files);
+    let mirror = tmp();
+    publish(mirror.path(), "mnist", &files, true);
+    let server = Server::start(mirror.path());
+    let dir = disk.0.path().join("mnist");
+    let out = swalp(
+        &[
+            "data",
+            "download",
+            "mnist",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--mirror",
+            &server.url(),
+            "--trust-mirror-checksums",
+        ],
+        &[],
+    );
+    let err = assert_usage_error(&out);
+    assert!(err.starts_with("error: cannot write "), "{err}");
+    assert!(err.contains(dir.to_str().unwrap()), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    for debug in ["internal error", "Os {", "Kind(", "IoError"] {
+        assert!(!err.contains(debug), "{debug:?} in: {err}");
+    }
+    assert_eq!(tree(disk.0.path()), Vec::<String>::new());
 }
 
 // ------------------------------------------------------------ CLI
@@ -1537,12 +1850,25 @@ fn cli_downloads_from_a_mirror_with_checksums() {
             dir_arg,
             "--mirror",
             &server.url(),
+            "--trust-mirror-checksums",
         ],
         &[],
     );
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("CIFAR-100 is ready in"), "{stdout}");
+    // The generated archive is not the published one: one warning line.
+    let warning = stderr(&out);
+    assert_eq!(warning.lines().count(), 1, "{warning}");
+    assert!(
+        warning.starts_with("warning: --trust-mirror-checksums:"),
+        "{warning}"
+    );
+    assert!(warning.contains("cifar-100-binary.tar.gz"), "{warning}");
+    assert!(
+        warning.contains("03b5dce01913d631647c71ecec9e9cb8"),
+        "{warning}"
+    );
     let (train, test) = read_cifar100(&dir).unwrap();
     assert_eq!((train.len(), test.len()), (3, 2));
     // A second run finds it and fetches nothing.
@@ -1566,6 +1892,7 @@ fn cli_downloads_from_a_mirror_with_checksums() {
             "fashion-mnist",
             "--dir",
             dir.to_str().unwrap(),
+            "--trust-mirror-checksums",
         ],
         &[("SWALP_DATA_MIRROR", &server.url())],
     );
@@ -1626,12 +1953,88 @@ fn cli_download_failures_exit_2_with_one_line() {
         ],
         &[],
     );
+    // It disagrees with the built-in digest: refused before downloading.
+    let err = assert_usage_error(&out);
+    for needle in [
+        "cifar-10-binary.tar.gz",
+        &"f".repeat(32),
+        "c32a1d4ab5d03f1284b67883e8d87530",
+        &format!("{}/cifar10/checksums.txt", server.url()),
+        "--trust-mirror-checksums",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing: {err}");
+    }
+    assert!(!dir.exists());
+    assert!(!server
+        .requests()
+        .contains(&"/cifar10/cifar-10-binary.tar.gz".to_string()));
+    // Trusted, the archive does not match the mirror's digest either.
+    let out = swalp(
+        &[
+            "data",
+            "download",
+            "cifar10",
+            "--dir",
+            dir_arg,
+            "--mirror",
+            &server.url(),
+            "--trust-mirror-checksums",
+        ],
+        &[],
+    );
     let err = assert_usage_error(&out);
     assert!(err.contains("md5 mismatch"), "{err}");
     assert!(!dir.exists());
+    // The flag without a mirror.
+    let out = swalp(
+        &[
+            "data",
+            "download",
+            "cifar10",
+            "--dir",
+            dir_arg,
+            "--trust-mirror-checksums",
+        ],
+        &[],
+    );
+    let err = assert_usage_error(&out);
+    assert!(err.contains("needs a mirror"), "{err}");
     // Unknown data set: clap's usage error.
     let out = swalp(&["data", "download", "imagenet"], &[]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn cli_refuses_invalid_mirror_urls_with_one_line() {
+    let target = tmp();
+    let dir = target.path().join("d");
+    let dir_arg = dir.to_str().unwrap();
+    for (url, reason) in [
+        ("http://127.0.0.1:99999", "port 99999 is out of range"),
+        ("127.0.0.1:8080", "no scheme"),
+        ("ftp://example.com/data", "unsupported scheme"),
+        ("file:///tmp/mirror", "unsupported scheme"),
+    ] {
+        let out = swalp(
+            &[
+                "data", "download", "mnist", "--dir", dir_arg, "--mirror", url,
+            ],
+            &[],
+        );
+        let err = assert_usage_error(&out);
+        for needle in [url, reason, "--mirror", "http://HOST[:PORT][/PATH]"] {
+            assert!(err.contains(needle), "{needle:?} missing: {err}");
+        }
+        // The same from the environment variable, which it names.
+        let out = swalp(
+            &["data", "download", "mnist", "--dir", dir_arg],
+            &[("SWALP_DATA_MIRROR", url)],
+        );
+        let err = assert_usage_error(&out);
+        assert!(err.contains("SWALP_DATA_MIRROR"), "{err}");
+        assert!(err.contains(reason), "{err}");
+        assert!(!dir.exists());
+    }
 }
 
 #[test]

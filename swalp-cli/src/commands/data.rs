@@ -1,11 +1,12 @@
-//! `swalp-cli data download NAME [--dir DIR] [--mirror URL]`: fetch a real
-//! data set into a directory, verified (see [`crate::data::download`]).
+//! `swalp-cli data download NAME [--dir DIR] [--mirror URL]
+//! [--trust-mirror-checksums]`: fetch a real data set into a directory,
+//! verified (see [`crate::data::download`]).
 
 use std::io::Write;
 
 use crate::cli::{DataArgs, DataCommand, DataDownloadArgs};
 use crate::data::download::{self, Origin};
-use crate::data::error::DataError;
+use crate::data::real::MIRROR_ENV;
 use crate::error::CliError;
 
 /// Runs `swalp-cli data ...`.
@@ -18,16 +19,25 @@ pub fn run(args: &DataArgs, out: &mut dyn Write) -> Result<(), CliError> {
 fn run_download(args: &DataDownloadArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let name = args.name;
     let dir = args.dir.clone().unwrap_or_else(|| name.default_dir());
-    let origin = Origin::from_flag_or_env(args.mirror.as_deref());
-    download::download(name, &dir, &origin, out).map_err(cli_error)?;
-    Ok(())
-}
-
-/// A data error as a command error: exit 2 unless the machine failed us.
-fn cli_error(e: DataError) -> CliError {
-    if e.is_usage() {
-        CliError::Usage(e.to_string())
-    } else {
-        CliError::Internal(e.to_string())
+    let origin = Origin::from_flag_or_env(args.mirror.as_deref(), args.trust_mirror_checksums)
+        .map_err(CliError::Data)?;
+    if args.trust_mirror_checksums && origin == Origin::Canonical {
+        return Err(CliError::Usage(format!(
+            "--trust-mirror-checksums needs a mirror: give --mirror URL or set {MIRROR_ENV}"
+        )));
     }
+    let report = download::download(name, &dir, &origin, out).map_err(CliError::Data)?;
+    if !report.digest_overrides.is_empty() {
+        let files: Vec<String> = report
+            .digest_overrides
+            .iter()
+            .map(|o| format!("{} (md5 {}, built-in {})", o.file, o.mirror, o.built_in))
+            .collect();
+        log::warn!(
+            "--trust-mirror-checksums: verified with the mirror's digests instead of \
+             swalp's built-in ones: {}",
+            files.join(", ")
+        );
+    }
+    Ok(())
 }

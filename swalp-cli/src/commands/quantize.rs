@@ -32,6 +32,7 @@ pub fn run(args: &QuantizeArgs) -> Result<(), CliError> {
     let device = select_device(args.device)?;
     let kind = file_kind(input, output)?;
     io::check_output(input, output)?;
+    remove_stale_temp_files(output);
 
     let tensors = io::read_tensors(input, kind)?
         .into_iter()
@@ -54,6 +55,29 @@ pub fn run(args: &QuantizeArgs) -> Result<(), CliError> {
         output.display()
     );
     Ok(())
+}
+
+/// Removes the temporary files a killed `quantize` to the same OUT left
+/// beside it (only OUT's own, only those no live process holds; see
+/// [`crate::atomic::remove_stale_temp_files`]). Best effort: a failure to
+/// clean up is a warning, not an error.
+fn remove_stale_temp_files(output: &Path) {
+    match crate::atomic::remove_stale_temp_files(output) {
+        Ok(removed) => {
+            for path in removed {
+                log::info!(
+                    "removed {} (left by an interrupted write of {})",
+                    path.display(),
+                    output.display()
+                );
+            }
+        }
+        Err(e) => log::warn!(
+            "could not remove stale temporary files of OUT {}: {}",
+            output.display(),
+            crate::atomic::io_error_reason(&e)
+        ),
+    }
 }
 
 /// Parses a `--spec` and applies a `--backend` override.

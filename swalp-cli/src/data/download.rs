@@ -1,15 +1,24 @@
 //! Downloading the real data sets: `swalp-cli data download NAME [--dir D]`.
 //!
-//! Each file is fetched over HTTP(S) into a hidden temporary file in the
-//! target directory while its md5 digest is computed, checked against the
-//! published digest, and only then renamed into place (MNIST, Fashion-MNIST:
-//! the `.gz` files are kept as they are, the readers read them) or extracted
-//! (CIFAR: the `.tar.gz` is unpacked into a temporary folder, checked with
-//! the reader, and its `cifar-10-batches-bin/` or `cifar-100-binary/` folder
-//! renamed into place; the archive is not kept). A failed, interrupted or
-//! mismatched download leaves nothing behind. A data set the reader already
+//! All or nothing: every file is fetched over HTTP(S) into a hidden staging
+//! folder inside the target directory (`D/.NAME.swalp-download-PID-N/`)
+//! while its md5 digest is computed, and checked against the expected
+//! digest; CIFAR's `.tar.gz` is also unpacked there and its
+//! `cifar-10-batches-bin/` or `cifar-100-binary/` folder checked with the
+//! reader (the archive is not kept; MNIST-style `.gz` files are kept as they
+//! are, the readers read them). Only when the whole set is verified is it
+//! moved into place (renames within one file system), and the directory
+//! checked with the reader; if anything fails, the moves are undone, the
+//! staging folder removed, and `D` is left exactly as it was (a folder
+//! created for the download is removed too). A data set the reader already
 //! accepts is not downloaded again, and with MNIST-style sets each file
 //! already present with the right digest is kept.
+//!
+//! A download holds an advisory lock on its staging folder for its whole
+//! life; the kernel drops it when the process dies, however it dies. The
+//! next download into `D` removes every staging folder whose lock it can
+//! take: those of killed downloads ([`crate::atomic::is_abandoned`]), never
+//! one of a download still running, whatever its process or host.
 //!
 //! Sources: CIFAR from <https://www.cs.toronto.edu/~kriz/>, MNIST from the
 //! torchvision mirror <https://ossci-datasets.s3.amazonaws.com/mnist/>,
@@ -19,12 +28,18 @@
 //!
 //! Mirrors: `--mirror URL` or the environment variable
 //! [`SWALP_DATA_MIRROR`](MIRROR_ENV) replaces the hosts by `URL/<name>/`,
-//! where `<name>` is `cifar10`, `cifar100`, `mnist` or `fashion-mnist` and
-//! the file names are unchanged (e.g. `URL/mnist/train-images-idx3-ubyte.gz`).
-//! If the mirror serves `URL/<name>/checksums.txt` (md5sum format: a hex
-//! digest, white space, a file name per line; `#` comments), its digests
-//! replace the built-in ones for the files it lists; if it answers 404 the
-//! built-in digests apply ([`Source::mirror`]).
+//! where `URL` is `http://HOST[:PORT][/PATH]` or `https://...`
+//! ([`check_mirror_url`]), `<name>` is `cifar10`, `cifar100`, `mnist` or
+//! `fashion-mnist` and the file names are unchanged (e.g.
+//! `URL/mnist/train-images-idx3-ubyte.gz`). If the mirror serves
+//! `URL/<name>/checksums.txt` (md5sum format: a hex digest, white space, a
+//! file name per line; `#` comments), it must agree with swalp's built-in
+//! digests: a file it lists with another digest is an error
+//! ([`DataError::MirrorDigest`]) unless the mirror's digests are trusted
+//! (`--trust-mirror-checksums`; the download then reports each one it used,
+//! [`DownloadReport::digest_overrides`]). Files without a built-in digest
+//! are verified with the mirror's. If it answers 404 the built-in digests
+//! apply ([`Source::mirror`]).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -39,7 +54,7 @@ use super::cifar::{CIFAR100_FOLDER, CIFAR10_FOLDER};
 use super::error::DataError;
 use super::mnist;
 use super::real::DataName;
-use crate::atomic::TempFile;
+use crate::atomic;
 
 /// The environment variable naming a mirror, like `--mirror`.
 pub use super::real::MIRROR_ENV;
@@ -125,26 +140,52 @@ impl Source {
         }
     }
 
-    /// The data set on a mirror: files from `mirror/<name>/`, digests from
-    /// `mirror/<name>/checksums.txt` where it lists them, else the built-in
-    /// ones. Fetches `checksums.txt` (a 404 means there is none).
-    pub fn mirror(name: DataName, mirror: &str) -> Result<Source, DataError> {
+    /// The data set on a mirror: files from `mirror/<name>/`, digests
+    /// checked against `mirror/<name>/checksums.txt` if it is served (a 404
+    /// means there is none). A file the list gives another digest than the
+    /// built-in one is a [`DataError::MirrorDigest`], unless
+    /// `trust_checksums`: then the mirror's digest is used and returned
+    /// among the overrides. Files without a built-in digest (none today)
+    /// take the mirror's.
+    pub fn mirror(
+        name: DataName,
+        mirror: &str,
+        trust_checksums: bool,
+    ) -> Result<(Source, Vec<DigestOverride>), DataError> {
         let mut source = Source::canonical(name);
         source.base_url = format!("{}/{}/", mirror.trim_end_matches('/'), name.name());
         let url = format!("{}{CHECKSUMS_FILE}", source.base_url);
         let Some(text) = fetch_small(&agent(), &url)? else {
-            return Ok(source);
+            return Ok((source, Vec::new()));
         };
         let digests = parse_checksums(&text).map_err(|reason| DataError::Checksums {
             url: url.clone(),
             reason,
         })?;
+        let mut overrides = Vec::new();
         for file in &mut source.files {
-            if let Some(md5) = digests.get(&file.name) {
+            let Some(md5) = digests.get(&file.name) else {
+                continue;
+            };
+            if file.md5.is_empty() {
                 file.md5.clone_from(md5);
+            } else if !file.md5.eq_ignore_ascii_case(md5) {
+                if !trust_checksums {
+                    return Err(DataError::MirrorDigest {
+                        file: file.name.clone(),
+                        checksums_url: url,
+                        built_in: file.md5.clone(),
+                        mirror: md5.clone(),
+                    });
+                }
+                overrides.push(DigestOverride {
+                    file: file.name.clone(),
+                    built_in: std::mem::replace(&mut file.md5, md5.clone()),
+                    mirror: md5.clone(),
+                });
             }
         }
-        Ok(source)
+        Ok((source, overrides))
     }
 
     /// The URL of `file`.
@@ -153,36 +194,147 @@ impl Source {
     }
 }
 
+/// A file verified with a mirror's digest instead of swalp's built-in one
+/// (`--trust-mirror-checksums`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestOverride {
+    /// The file name.
+    pub file: String,
+    /// swalp's built-in md5 digest.
+    pub built_in: String,
+    /// The mirror's md5 digest, the one used.
+    pub mirror: String,
+}
+
 /// Where [`download`] gets a data set from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
     /// The official host and digests: [`Source::canonical`].
     Canonical,
-    /// A mirror's base URL: [`Source::mirror`].
-    Mirror(String),
+    /// A mirror: [`Source::mirror`].
+    Mirror {
+        /// Its base URL, checked by [`check_mirror_url`].
+        url: String,
+        /// Whether its `checksums.txt` may replace built-in digests it
+        /// disagrees with.
+        trust_checksums: bool,
+    },
     /// Exactly these files and digests.
     Custom(Source),
 }
 
 impl Origin {
     /// `--mirror` if given, else the [`MIRROR_ENV`] environment variable if
-    /// set and not blank, else the official hosts.
-    pub fn from_flag_or_env(mirror: Option<&str>) -> Origin {
+    /// set and not blank, else the official hosts. A mirror URL that is not
+    /// `http(s)://HOST[:PORT][/PATH]` is a [`DataError::MirrorUrl`] naming
+    /// where it came from.
+    pub fn from_flag_or_env(
+        mirror: Option<&str>,
+        trust_checksums: bool,
+    ) -> Result<Origin, DataError> {
         let env = std::env::var(MIRROR_ENV).ok();
-        match mirror.or(env.as_deref()).map(str::trim) {
-            Some(m) if !m.is_empty() => Origin::Mirror(m.to_string()),
-            _ => Origin::Canonical,
-        }
+        let (value, given_by) = match (mirror, env.as_deref()) {
+            (Some(flag), _) => (flag, "--mirror"),
+            (None, Some(env)) if !env.trim().is_empty() => (env, MIRROR_ENV),
+            _ => return Ok(Origin::Canonical),
+        };
+        let url = check_mirror_url(value).map_err(|reason| DataError::MirrorUrl {
+            value: value.to_string(),
+            given_by,
+            reason,
+        })?;
+        Ok(Origin::Mirror {
+            url,
+            trust_checksums,
+        })
     }
 
-    /// The files and digests (fetches a mirror's `checksums.txt`).
-    pub fn source(&self, name: DataName) -> Result<Source, DataError> {
+    /// The files and digests (fetches a mirror's `checksums.txt`), with the
+    /// built-in digests a trusted mirror replaced.
+    pub fn source(&self, name: DataName) -> Result<(Source, Vec<DigestOverride>), DataError> {
         match self {
-            Origin::Canonical => Ok(Source::canonical(name)),
-            Origin::Mirror(url) => Source::mirror(name, url),
-            Origin::Custom(source) => Ok(source.clone()),
+            Origin::Canonical => Ok((Source::canonical(name), Vec::new())),
+            Origin::Mirror {
+                url,
+                trust_checksums,
+            } => Source::mirror(name, url, *trust_checksums),
+            Origin::Custom(source) => Ok((source.clone(), Vec::new())),
         }
     }
+}
+
+/// Checks a mirror URL: `http://` or `https://`, a host name or IP address
+/// (IPv6 in brackets), an optional port in 1..=65535, an optional path; no
+/// white space, query, fragment or user name. Returns it without
+/// surrounding white space, or what is wrong with it.
+pub fn check_mirror_url(value: &str) -> Result<String, String> {
+    let url = value.trim();
+    if url.is_empty() {
+        return Err("it is empty".into());
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("it has no scheme".into());
+    };
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return Err(format!("unsupported scheme {scheme:?}"));
+    }
+    if let Some(c) = rest
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '\\'))
+    {
+        return Err(format!(
+            "{c:?} is not allowed (no white space, query or fragment)"
+        ));
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("user names and passwords are not supported".into());
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let Some((host, after)) = v6.split_once(']') else {
+                return Err("the IPv6 address has no closing ']'".into());
+            };
+            if host.is_empty()
+                || !host
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+            {
+                return Err(format!("invalid IPv6 address [{host}]"));
+            }
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Err(format!("unexpected {after:?} after the IPv6 address")),
+                },
+            }
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("it has no host".into());
+    }
+    if !authority.starts_with('[')
+        && !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(format!("invalid host {host:?}"));
+    }
+    if let Some(port) = port {
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("port {port:?} is not a number"));
+        }
+        match port.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => {}
+            _ => return Err(format!("port {port} is out of range")),
+        }
+    }
+    Ok(url.to_string())
 }
 
 /// Parses md5sum output: `<32 hex digits> <white space> [*]<file name>` per
@@ -227,6 +379,11 @@ pub struct DownloadReport {
     pub downloaded: Vec<Downloaded>,
     /// Files kept because they were present with the right digest.
     pub kept: Vec<String>,
+    /// Built-in digests replaced by a trusted mirror's
+    /// (`--trust-mirror-checksums`), for the caller to report.
+    pub digest_overrides: Vec<DigestOverride>,
+    /// Staging folders of interrupted downloads that were removed.
+    pub removed_stale: Vec<PathBuf>,
 }
 
 /// One file fetched.
@@ -245,8 +402,9 @@ pub struct Downloaded {
 /// reader accepts (then nothing is fetched, not even a mirror's
 /// `checksums.txt`). Progress goes to `progress`, one line per step (write
 /// errors there are ignored). On success the data set is readable from `dir`
-/// with [`super::read`]; on error nothing partial is left in `dir` (files
-/// already verified are kept).
+/// with [`super::read`]; on error `dir` is left as it was: the set is staged
+/// and verified in full before anything is moved into place (see the module
+/// documentation).
 pub fn download(
     name: DataName,
     dir: &Path,
@@ -259,6 +417,8 @@ pub fn download(
         already_present: false,
         downloaded: Vec::new(),
         kept: Vec::new(),
+        digest_overrides: Vec::new(),
+        removed_stale: Vec::new(),
     };
     if super::read(name, dir).is_ok() {
         report.already_present = true;
@@ -270,9 +430,10 @@ pub fn download(
         );
         return Ok(report);
     }
-    let source = origin.source(name)?;
+    let (source, overrides) = origin.source(name)?;
+    report.digest_overrides = overrides;
     let created = create_dirs(dir)?;
-    let result = fetch_into(name, dir, &source, &mut report, progress);
+    let result = stage_and_install(name, dir, &source, &mut report, progress);
     if result.is_err() {
         // Leave no empty folders behind either (only those created here,
         // and only if nothing else put files in them meanwhile).
@@ -295,21 +456,59 @@ fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(missing.into_iter().rev().collect())
 }
 
-/// [`download`] once `dir` exists.
-fn fetch_into(
+/// [`download`] once `dir` exists: removes abandoned staging folders,
+/// stages and verifies the set, moves it into place and checks it with the
+/// reader, undoing the moves if that fails.
+fn stage_and_install(
     name: DataName,
     dir: &Path,
     source: &Source,
     report: &mut DownloadReport,
     progress: &mut dyn Write,
 ) -> Result<(), DataError> {
+    report.removed_stale = remove_abandoned_staging(dir);
+    for stale in &report.removed_stale {
+        let _ = writeln!(
+            progress,
+            "removed {} (left by an interrupted download)",
+            stale.display()
+        );
+    }
+    let staging = Staging::create(dir, name).map_err(|e| DataError::write(dir, e))?;
+    let moves = stage(name, dir, &staging.path, source, report, progress)?;
+    let installed = install(&staging.path, &moves)?;
+    // Loose files in `dir` shadow the extracted folder; report them, and put
+    // `dir` back as it was (the replaced files are still in the staging
+    // folder).
+    if let Err(e) = super::read(name, dir) {
+        installed.undo();
+        return Err(e);
+    }
+    let _ = writeln!(progress, "{} is ready in {}", name.title(), dir.display());
+    Ok(())
+}
+
+/// Fetches and verifies into `staging` every file `dir` lacks; returns the
+/// moves that put the set in place: (staged path, target path).
+fn stage(
+    name: DataName,
+    dir: &Path,
+    staging: &Path,
+    source: &Source,
+    report: &mut DownloadReport,
+    progress: &mut dyn Write,
+) -> Result<Vec<(PathBuf, PathBuf)>, DataError> {
     let agent = agent();
+    let mut moves = Vec::new();
     match name {
         DataName::Cifar10 | DataName::Cifar100 => {
             for file in &source.files {
+                let archive = staging.join(&file.name);
                 let target = dir.join(&file.name);
-                let (archive, done) = fetch_verified(&agent, source, file, &target, progress)?;
-                extract_cifar(name, archive.path(), dir, &done, progress)?;
+                let done = fetch_verified(&agent, source, file, &archive, &target, progress)?;
+                let (extracted, target) =
+                    extract_cifar(name, &archive, staging, dir, &done, progress)?;
+                moves.push((extracted, target));
                 report.downloaded.push(done);
             }
         }
@@ -329,16 +528,83 @@ fn fetch_into(
                         file.md5
                     );
                 }
-                let (tmp, done) = fetch_verified(&agent, source, file, &target, progress)?;
-                tmp.persist().map_err(|e| DataError::write(&target, e))?;
+                let staged = staging.join(&file.name);
+                let done = fetch_verified(&agent, source, file, &staged, &target, progress)?;
+                moves.push((staged, target));
                 report.downloaded.push(done);
             }
         }
     }
-    // Loose files in `dir` shadow the extracted folder; report them.
-    super::read(name, dir)?;
-    let _ = writeln!(progress, "{} is ready in {}", name.title(), dir.display());
-    Ok(())
+    Ok(moves)
+}
+
+/// A move [`install`] made, and the file or folder it set aside.
+struct Moved {
+    from: PathBuf,
+    to: PathBuf,
+    replaced: Option<PathBuf>,
+}
+
+/// The moves [`install`] made, to undo.
+struct Installed(Vec<Moved>);
+
+impl Installed {
+    /// Puts everything back, last move first (best effort: renames within
+    /// one folder tree).
+    fn undo(self) {
+        for moved in self.0.into_iter().rev() {
+            let _ = fs::rename(&moved.to, &moved.from);
+            if let Some(replaced) = moved.replaced {
+                let _ = fs::rename(replaced, &moved.to);
+            }
+        }
+    }
+}
+
+/// Renames each staged file or folder to its target, first setting aside
+/// into `staging` whatever the target holds (a corrupt file, an unreadable
+/// folder); on failure undoes every move made.
+fn install(staging: &Path, moves: &[(PathBuf, PathBuf)]) -> Result<Installed, DataError> {
+    let aside = staging.join(".replaced");
+    let mut installed = Installed(Vec::new());
+    for (i, (from, to)) in moves.iter().enumerate() {
+        match install_one(&aside, i, from, to) {
+            Ok(replaced) => installed.0.push(Moved {
+                from: from.clone(),
+                to: to.clone(),
+                replaced,
+            }),
+            Err(e) => {
+                installed.undo();
+                return Err(e);
+            }
+        }
+    }
+    Ok(installed)
+}
+
+/// One move of [`install`]: returns where the target's old contents went.
+fn install_one(
+    aside: &Path,
+    i: usize,
+    from: &Path,
+    to: &Path,
+) -> Result<Option<PathBuf>, DataError> {
+    let replaced = if fs::symlink_metadata(to).is_ok() {
+        fs::create_dir_all(aside).map_err(|e| DataError::write(to, e))?;
+        let old = aside.join(i.to_string());
+        fs::rename(to, &old).map_err(|e| DataError::write(to, e))?;
+        Some(old)
+    } else {
+        None
+    };
+    if let Err(e) = fs::rename(from, to) {
+        if let Some(old) = &replaced {
+            let _ = fs::rename(old, to);
+        }
+        return Err(DataError::write(to, e));
+    }
+    Ok(replaced)
 }
 
 /// The HTTP client: status codes are returned, not errors; patient but
@@ -408,22 +674,21 @@ fn fetch_small(agent: &ureq::Agent, url: &str) -> Result<Option<String>, DataErr
     Ok(Some(text))
 }
 
-/// Downloads `file` into a temporary file next to `target`, checking its
-/// digest. The temporary file is removed on error, and on drop unless
-/// persisted.
+/// Downloads `file` into `into` (a new file in the staging folder),
+/// checking its digest; `target`, where it is going, names it in errors.
 fn fetch_verified(
     agent: &ureq::Agent,
     source: &Source,
     file: &RemoteFile,
+    into: &Path,
     target: &Path,
     progress: &mut dyn Write,
-) -> Result<(TempFile, Downloaded), DataError> {
+) -> Result<Downloaded, DataError> {
     let url = source.url(file);
     let _ = writeln!(progress, "downloading {url}");
     let _ = progress.flush();
     let mut response = get_required(agent, &url)?;
-    let tmp = TempFile::create_for(target).map_err(|e| DataError::write(target, e))?;
-    let out = File::create(tmp.path()).map_err(|e| DataError::write(tmp.path(), e))?;
+    let out = File::create_new(into).map_err(|e| DataError::write(target, e))?;
     let mut out = BufWriter::with_capacity(1 << 20, out);
     let mut body = response.body_mut().as_reader();
     let mut digest = md5::Context::new();
@@ -441,8 +706,10 @@ fn fetch_verified(
             .map_err(|e| DataError::write(target, e))?;
         bytes += n as u64;
     }
-    out.flush().map_err(|e| DataError::write(target, e))?;
-    drop(out);
+    let out = out
+        .into_inner()
+        .map_err(|e| DataError::write(target, e.into_error()))?;
+    out.sync_all().map_err(|e| DataError::write(target, e))?;
     let actual = format!("{:x}", digest.finalize());
     if actual != file.md5.to_ascii_lowercase() {
         return Err(DataError::Checksum {
@@ -453,14 +720,11 @@ fn fetch_verified(
         });
     }
     let _ = writeln!(progress, "  {bytes} bytes, md5 {actual} ok");
-    Ok((
-        tmp,
-        Downloaded {
-            file: file.name.clone(),
-            url,
-            bytes,
-        },
-    ))
+    Ok(Downloaded {
+        file: file.name.clone(),
+        url,
+        bytes,
+    })
 }
 
 /// The md5 digest of a file on disk, `None` if it cannot be read.
@@ -471,20 +735,37 @@ fn md5_of_file(path: &Path) -> Option<String> {
     Some(format!("{:x}", digest.finalize()))
 }
 
-/// A hidden temporary directory in `parent`, removed with its contents on
+/// The infix of staging folder names: `.{data set}.swalp-download-{PID}-{N}`.
+const STAGING_INFIX: &str = ".swalp-download-";
+
+/// A download's hidden staging folder in the target directory, locked
+/// (see [`crate::atomic::is_abandoned`]) and removed with its contents on
 /// drop.
-struct TempDir {
+struct Staging {
     path: PathBuf,
+    /// The open folder holding the lock, released on drop.
+    _lock: Option<File>,
 }
 
-impl TempDir {
-    fn create_in(parent: &Path, label: &str) -> io::Result<Self> {
+impl Staging {
+    fn create(dir: &Path, name: DataName) -> io::Result<Self> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         loop {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = parent.join(format!(".{label}.swalp-tmp-{}-{n}", std::process::id()));
+            let path = dir.join(format!(
+                ".{}{STAGING_INFIX}{}-{n}",
+                name.name(),
+                std::process::id()
+            ));
             match fs::create_dir(&path) {
-                Ok(()) => return Ok(TempDir { path }),
+                Ok(()) => {
+                    // Where the file system has no locks, the folder is only
+                    // ever seen as in use (kept), never as abandoned.
+                    let lock = File::open(&path)
+                        .ok()
+                        .filter(|f| atomic::try_lock_exclusive(f).unwrap_or(false));
+                    return Ok(Staging { path, _lock: lock });
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => continue,
                 Err(e) => return Err(e),
             }
@@ -492,43 +773,76 @@ impl TempDir {
     }
 }
 
-impl Drop for TempDir {
+impl Drop for Staging {
     fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.path) {
-            if e.kind() != io::ErrorKind::NotFound {
-                log::warn!(
-                    "could not remove temporary folder {}: {e}",
-                    self.path.display()
-                );
-            }
-        }
+        // Best effort: what cannot be removed now, the next download will.
+        let _ = fs::remove_dir_all(&self.path);
     }
 }
 
-/// Extracts a verified CIFAR archive into `dir`: unpacks it into a
-/// temporary folder, checks the data folder with the reader, then renames
-/// it into place (replacing an unreadable copy).
+/// Removes the staging folders in `dir` whose download is gone (their lock
+/// can be taken), of any data set; returns those removed. Best effort:
+/// what cannot be listed or removed is left.
+fn remove_abandoned_staging(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        let is_staging = file_name.starts_with('.')
+            && DataName::ALL.iter().any(|d| {
+                file_name
+                    .strip_prefix('.')
+                    .and_then(|rest| rest.strip_prefix(d.name()))
+                    .is_some_and(|rest| rest.starts_with(STAGING_INFIX))
+            });
+        let path = entry.path();
+        let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_dir());
+        if is_staging && is_dir && atomic::is_abandoned(&path) && fs::remove_dir_all(&path).is_ok()
+        {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
+/// Extracts a verified CIFAR archive inside `staging` and checks the data
+/// folder with the reader; returns it and its target in `dir`.
 fn extract_cifar(
     name: DataName,
     archive: &Path,
+    staging: &Path,
     dir: &Path,
     from: &Downloaded,
     progress: &mut dyn Write,
-) -> Result<(), DataError> {
+) -> Result<(PathBuf, PathBuf), DataError> {
     let folder = match name {
         DataName::Cifar100 => CIFAR100_FOLDER,
         _ => CIFAR10_FOLDER,
     };
+    let target = dir.join(folder);
     let archive_error = |reason: String| DataError::Archive {
         file: from.file.clone(),
         url: from.url.clone(),
         reason,
     };
-    let staging = TempDir::create_in(dir, folder).map_err(|e| DataError::write(dir, e))?;
+    let into = staging.join(".extracted");
+    fs::create_dir(&into).map_err(|e| DataError::write(&target, e))?;
     let _ = writeln!(progress, "  extracting {folder}/");
-    unpack_tar_gz(archive, &staging.path)
-        .map_err(|e| archive_error(format!("cannot extract: {e}")))?;
-    let extracted = staging.path.join(folder);
+    if let Err(e) = unpack_tar_gz(archive, &into) {
+        // Failing to write (a full disk) is not the archive's fault.
+        return Err(match atomic::os_error_code(&e) {
+            Some(_) => DataError::write(&target, e),
+            None => archive_error(format!("cannot extract: {e}")),
+        });
+    }
+    // The archive is not kept: free its space before moving in.
+    let _ = fs::remove_file(archive);
+    let extracted = into.join(folder);
     if !extracted.is_dir() {
         return Err(archive_error(format!(
             "the archive has no folder {folder}/"
@@ -537,22 +851,17 @@ fn extract_cifar(
     if let Err(e) = super::read(name, &extracted) {
         let reason = match &e {
             DataError::File { path, problem, .. } => {
-                let inner = path.strip_prefix(&staging.path).unwrap_or(path);
+                let inner = path.strip_prefix(&into).unwrap_or(path);
                 format!("{} in the archive: {problem}", inner.display())
             }
             other => other.to_string(),
         };
         return Err(archive_error(reason));
     }
-    let target = dir.join(folder);
     if fs::symlink_metadata(&target).is_ok() {
-        // An unreadable copy (the reader refused `dir` above): set it aside
-        // inside the staging folder, which is removed on return.
-        log::warn!("replacing unreadable {}", target.display());
-        fs::rename(&target, staging.path.join(".old")).map_err(|e| DataError::write(&target, e))?;
+        let _ = writeln!(progress, "  replacing unreadable {}", target.display());
     }
-    fs::rename(&extracted, &target).map_err(|e| DataError::write(&target, e))?;
-    Ok(())
+    Ok((extracted, target))
 }
 
 /// Unpacks the regular files and folders of a `.tar.gz` into `into`,

@@ -69,6 +69,27 @@ pub enum DataError {
         /// What is wrong, in one line.
         reason: String,
     },
+    /// A mirror URL that is not `http(s)://HOST[:PORT][/PATH]`.
+    MirrorUrl {
+        /// The value as given.
+        value: String,
+        /// Where it came from: `--mirror` or the environment variable.
+        given_by: &'static str,
+        /// What is wrong with it, in one line.
+        reason: String,
+    },
+    /// A mirror's `checksums.txt` that gives a file another digest than
+    /// swalp's built-in one (and the mirror's digests are not trusted).
+    MirrorDigest {
+        /// The file name.
+        file: String,
+        /// The URL of the mirror's `checksums.txt`.
+        checksums_url: String,
+        /// swalp's built-in digest.
+        built_in: String,
+        /// The mirror's digest.
+        mirror: String,
+    },
     /// Creating or writing a file or directory of the data set failed.
     Write {
         /// The path.
@@ -172,19 +193,13 @@ impl DataError {
     }
 
     /// Whether the user can fix the problem (bad or missing files, the
-    /// network, a wrong mirror, permissions): exit status 2. Only failing
-    /// to write for other reasons (a full disk, an I/O error) is not.
+    /// network, a wrong mirror, and writes that fail for a reason the user
+    /// can fix: permissions, a read-only file system, a full disk or quota,
+    /// a file in the way; see [`crate::atomic::io_error_is_users`]): exit
+    /// status 2. Only other write failures (an I/O error) are not.
     pub fn is_usage(&self) -> bool {
         match self {
-            DataError::Write { source, .. } => matches!(
-                source.kind(),
-                io::ErrorKind::PermissionDenied
-                    | io::ErrorKind::NotFound
-                    | io::ErrorKind::AlreadyExists
-                    | io::ErrorKind::NotADirectory
-                    | io::ErrorKind::IsADirectory
-                    | io::ErrorKind::ReadOnlyFilesystem
-            ),
+            DataError::Write { source, .. } => crate::atomic::io_error_is_users(source),
             _ => true,
         }
     }
@@ -330,11 +345,32 @@ impl fmt::Display for DataError {
             DataError::Checksums { url, reason } => {
                 write!(f, "mirror checksums {url}: {}", first_line(reason))
             }
+            DataError::MirrorUrl {
+                value,
+                given_by,
+                reason,
+            } => write!(
+                f,
+                "invalid mirror URL {value:?} ({given_by}): {}; expected \
+                 http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH], PORT in 1..=65535",
+                first_line(reason)
+            ),
+            DataError::MirrorDigest {
+                file,
+                checksums_url,
+                built_in,
+                mirror,
+            } => write!(
+                f,
+                "{file}: the mirror's {checksums_url} lists md5 {mirror}, but swalp's \
+                 built-in digest is {built_in}; nothing was downloaded (use another mirror, \
+                 or pass --trust-mirror-checksums to verify with the mirror's digests)"
+            ),
             DataError::Write { path, source } => write!(
                 f,
                 "cannot write {}: {}",
                 path.display(),
-                first_line(&source.to_string())
+                crate::atomic::io_error_reason(source)
             ),
         }
     }

@@ -242,28 +242,6 @@ pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
     tmp.persist()
 }
 
-/// Whether a failed write is one the user can fix (exit code 2): the place
-/// is not writable (permission denied, read-only filesystem), full (no
-/// space, quota), or not what a path needs (not a directory, already
-/// exists). Anything else (I/O errors of the device, ...) is the machine's.
-pub fn io_error_is_users(err: &io::Error) -> bool {
-    // Raw codes: `ErrorKind::ReadOnlyFilesystem` and `StorageFull` need a
-    // newer Rust than the MSRV.
-    const EROFS: i32 = 30;
-    const ENOSPC: i32 = 28;
-    const EDQUOT: i32 = 122;
-    const ENOTDIR: i32 = 20;
-    const EISDIR: i32 = 21;
-    matches!(
-        err.kind(),
-        io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists
-    ) || (cfg!(target_os = "linux")
-        && matches!(
-            err.raw_os_error(),
-            Some(EROFS | ENOSPC | EDQUOT | ENOTDIR | EISDIR)
-        ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,7 +68,7 @@ pub struct DataDownloadArgs {
     pub dir: Option<PathBuf>,
 
     /// Fetch from URL/<NAME>/<file> instead of the official hosts (also
-    /// SWALP_DATA_MIRROR); URL is http(s)://HOST[:PORT][/PATH].
+    /// SWALP_DATA_MIRROR); URL is http(s)://HOST, optionally with :PORT and /PATH.
     /// URL/<NAME>/checksums.txt, if served, must agree with the built-in md5
     /// digests.
     #[arg(long, value_name = "URL")]

@@ -148,10 +148,7 @@ impl CliError {
     /// A [`CliError::Write`] for `path`, classifying `err` as the user's
     /// problem or not.
     pub fn write(path: &Path, err: &io::Error) -> Self {
-        let usage = matches!(
-            err.kind(),
-            io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound
-        );
+        let usage = crate::atomic::io_error_is_users(err);
         CliError::Write {
             path: path.to_path_buf(),
             reason: err.to_string(),
@@ -275,9 +272,15 @@ mod tests {
             CliError::write(Path::new("o.npy"), &denied).exit_code(),
             EXIT_USAGE
         );
-        let full = io::Error::other("no space left on device");
+        // A full disk is the user's to fix; a failing device is not.
+        let full = io::Error::from_raw_os_error(28);
         assert_eq!(
             CliError::write(Path::new("o.npy"), &full).exit_code(),
+            EXIT_USAGE
+        );
+        let device = io::Error::from_raw_os_error(5);
+        assert_eq!(
+            CliError::write(Path::new("o.npy"), &device).exit_code(),
             EXIT_INTERNAL
         );
     }

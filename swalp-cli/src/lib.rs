@@ -51,6 +51,7 @@ pub mod experiment;
 #[cfg(feature = "cli")]
 pub mod io;
 pub mod models;
+pub mod safetensors_file;
 
 // The built-in formats register themselves through inventory; linking the
 // crate is what makes them visible to the registry.

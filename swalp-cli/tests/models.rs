@@ -52,7 +52,7 @@ progress = false
 fn run(dir: &Path, model: &str, data: &str) -> Value {
     let file = dir.join(format!("{model}.toml"));
     std::fs::write(&file, experiment(model, data, 10)).unwrap();
-    let out = dir.join(model);
+    let out = dir.join(format!("{model}-{data}"));
     let output = Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
         .args([
             "run",

@@ -6,6 +6,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::process::Command;
 
 use swalp_cli::experiment::{self, Experiment, ExperimentError, RunOptions};
 
@@ -141,7 +142,7 @@ const VALUES: &[(&str, &[&str])] = &[
     ("optim.momentum", &["-0.1", "0.0", "0.999", "1.0", "nan"]),
     ("optim.dampening", &["-1.0", "1.0", "2.0", "nan"]),
     ("optim.nesterov", &["true"]),
-    ("optim.weight_decay", &["-1.0", "1e10", "nan"]),
+    ("optim.weight_decay", &["-1.0", "0.0", "1e10", "nan"]),
     ("optim.beta1", &["0.0", "1.0", "-0.1"]),
     ("optim.beta2", &["0.0", "1.0"]),
     ("optim.eps", &["-1.0", "0.0", "1e30"]),
@@ -338,4 +339,41 @@ fn generated_logistic_regression_experiments_refuse_or_run() {
 #[test]
 fn generated_cnn_experiments_refuse_or_run() {
     exercise_base(2, 60);
+}
+
+/// The command line on a sample of the generated experiments: `validate`
+/// exits 0 exactly when the library's check passes, and otherwise 2 with
+/// one line on stderr, never a panic or a backtrace.
+#[test]
+fn validate_exits_0_or_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, base) = BASES[1];
+    let file = tmp.path().join("logreg.toml");
+    std::fs::write(&file, base).unwrap();
+    let cases = generated_cases(7, 12);
+    for case in cases.iter().step_by(4) {
+        let mut args = vec!["validate".to_string(), file.to_string_lossy().into_owned()];
+        for item in case {
+            args.extend(["--set".to_string(), item.clone()]);
+        }
+        let output = Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
+            .args(&args)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        let passes = Experiment::parse(base, &file, case)
+            .ok()
+            .is_some_and(|exp| experiment::check(&exp).is_ok());
+        match output.status.code() {
+            Some(0) => assert!(passes, "{case:?}: validate passed, check failed"),
+            Some(2) => {
+                assert!(!passes, "{case:?}: validate failed, check passed: {err}");
+                assert_eq!(err.trim_end().lines().count(), 1, "{case:?}: {err}");
+                assert!(err.starts_with("error: "), "{case:?}: {err}");
+                assert!(!err.contains("panicked"), "{case:?}: {err}");
+            }
+            other => panic!("{case:?}: exit {other:?}: {err}"),
+        }
+    }
 }

@@ -565,10 +565,14 @@ pub fn parse_table(text: &str) -> Result<toml::Table, SpecError> {
     } else {
         format!("{{ {trimmed} }}")
     };
+    const PREFIX: &str = "spec = ";
     let mut doc: toml::Table =
-        toml::from_str(&format!("spec = {inline}")).map_err(|e| SpecError::Syntax {
+        toml::from_str(&format!("{PREFIX}{inline}")).map_err(|e| SpecError::Syntax {
             text: text.into(),
-            message: e.message().to_string(),
+            message: syntax_message(
+                &e,
+                PREFIX.len() + if trimmed.starts_with('{') { 0 } else { 2 },
+            ),
         })?;
     match doc.remove("spec") {
         Some(toml::Value::Table(t)) => Ok(t),
@@ -576,6 +580,23 @@ pub fn parse_table(text: &str) -> Result<toml::Table, SpecError> {
             text: text.into(),
             message: "expected a table".into(),
         }),
+    }
+}
+
+/// The TOML parser's reason, or (it gives none for some inputs cut short)
+/// where the spec stops making sense; `added` is the length of the text put
+/// before the spec.
+fn syntax_message(e: &toml::de::Error, added: usize) -> String {
+    let message = e.message().trim();
+    if !message.is_empty() {
+        return message.to_string();
+    }
+    match e.span() {
+        Some(span) => format!(
+            "malformed or cut short at character {}",
+            span.start.saturating_sub(added) + 1
+        ),
+        None => "malformed or cut short".to_string(),
     }
 }
 
@@ -599,6 +620,20 @@ impl FromStr for Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spec_cut_short_says_what_is_wrong() {
+        for text in [
+            "{ format = \"fixed\", wl = 8, fl = ",
+            "{format=\"fixed\",wl=8,fl=",
+            "format = \"fixed\", wl =",
+        ] {
+            let Err(SpecError::Syntax { message, .. }) = parse_table(text) else {
+                panic!("{text} parsed");
+            };
+            assert!(!message.trim().is_empty(), "{text}: empty reason");
+        }
+    }
 
     #[test]
     fn quantizer_params_list_every_rounding_mode_and_backend() {

@@ -6,8 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::experiment::checkpoint::Skipped;
-use crate::experiment::observe::{Control, EpochRecord, Observer, StepReport};
+use crate::experiment::observe::{Control, EpochRecord, Observer, Skipped, StepReport};
 use crate::experiment::{Experiment, ExperimentError};
 
 /// The observers `swalp-cli run` adds to the library's file observers, as
@@ -59,11 +58,11 @@ struct ResumeNotice;
 impl Observer for ResumeNotice {
     fn resumed(&mut self, checkpoint: &Path, skipped: &[Skipped]) {
         for s in skipped {
-            eprintln!(
-                "warning: skipping checkpoint {}: {}",
-                s.dir.display(),
-                s.error
-            );
+            let why = match &s.error {
+                ExperimentError::Checkpoint { problem, .. } => problem.to_string(),
+                other => other.to_string(),
+            };
+            eprintln!("warning: skipping checkpoint {}: {why}", s.dir.display());
         }
         eprintln!("resuming from {}", checkpoint.display());
     }

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use swalp_core::tch::Tensor;
 use swalp_core::QuantRng;
 
-use super::observe::EpochRecord;
+use super::observe::{Divergence, EpochRecord, Skipped};
 use super::{CheckpointProblem, ExperimentError};
 
 /// The name prefix of a checkpoint being assembled.
@@ -59,7 +59,7 @@ pub struct Position {
     /// The first NaN or infinity, for a run that trains on through it
     /// (`train.on_nonfinite = "continue"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub divergence: Option<super::Divergence>,
+    pub divergence: Option<Divergence>,
 }
 
 /// A loaded checkpoint.
@@ -261,15 +261,6 @@ fn list(root: &Path) -> Result<Vec<PathBuf>, ExperimentError> {
 /// Whether the run in `run_dir` has written a checkpoint (valid or not).
 pub fn any(run_dir: &Path) -> Result<bool, ExperimentError> {
     Ok(!list(&run_dir.join("checkpoints"))?.is_empty())
-}
-
-/// A checkpoint passed over by [`load_latest`], and why.
-#[derive(Debug)]
-pub struct Skipped {
-    /// The checkpoint directory.
-    pub dir: PathBuf,
-    /// What is wrong with it.
-    pub error: ExperimentError,
 }
 
 /// Loads the newest valid checkpoint of the run in `run_dir`: complete,

@@ -593,6 +593,14 @@ impl<'a> Source<'a> {
     /// An error about `key`: at its line in the file, or naming the
     /// `--set` that gave it.
     fn at(&self, key: Option<&str>, message: String, line: Option<usize>) -> ExperimentError {
+        // A point's value it inherits from `quant.default` comes from there.
+        let inherited = key.and_then(|k| {
+            let rest = k.strip_prefix("quant.")?;
+            let (_, name) = rest.split_once('.')?;
+            let written = self.overridden(k).is_some() || key_written(self.text, k);
+            (!written).then(|| format!("quant.default.{name}"))
+        });
+        let key = inherited.as_deref().or(key);
         if let Some(item) = key.and_then(|k| self.overridden(k)) {
             return ExperimentError::File {
                 path: self.path.into(),
@@ -620,14 +628,19 @@ impl<'a> Source<'a> {
     /// file's, or the document with the overrides applied), with the
     /// closest valid key suggested for unknown ones.
     fn toml_error(&self, text: &str, e: &toml::de::Error) -> ExperimentError {
-        let span_line = e
+        // An error about the whole document (a missing section) has no
+        // line or key.
+        let span = e
             .span()
+            .filter(|s| !(s.start == 0 && s.end >= text.trim_end().len()));
+        let span_line = span
+            .clone()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         let mut message = e.message().trim().replace('\n', " ");
         if let Some(suggestion) = suggest_field(&message) {
             message.push_str(&format!(" (did you mean `{suggestion}`?)"));
         }
-        let key = e.span().and_then(|s| key_path(text, s.start));
+        let key = span.and_then(|s| key_path(text, s.start));
         if let Some(key) = &key {
             message = format!("{key}: {message}");
         }
@@ -689,33 +702,70 @@ fn apply_override(doc: &mut toml::Table, item: &str) -> Result<(), ExperimentErr
     Ok(())
 }
 
-/// The dotted key (`optim.lr`) written on the line holding byte `offset`:
-/// the key before `=` under the nearest `[section]` header above it.
+/// The dotted key (`optim.lr`, `quant.weight.wl` inside an inline table)
+/// whose key or value holds byte `offset` of a TOML text, from the spans of
+/// the parsed document; the table whose header holds it; `None` when the
+/// text does not parse.
 fn key_path(text: &str, offset: usize) -> Option<String> {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next()?.trim();
-    let section = text[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    if line.starts_with('[') {
-        return Some(
-            line.trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string(),
-        );
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    key_at(doc.as_table(), "", offset)
+}
+
+fn key_at(table: &dyn toml_edit::TableLike, prefix: &str, offset: usize) -> Option<String> {
+    let holds = |span: Option<std::ops::Range<usize>>| span.is_some_and(|s| s.contains(&offset));
+    for (name, item) in table.iter() {
+        let dotted = format!("{prefix}{name}");
+        let key_span = table.get_key_value(name).and_then(|(k, _)| k.span());
+        if let Some(inner) = item.as_table_like() {
+            let deeper = key_at(inner, &format!("{dotted}."), offset);
+            let own = match item {
+                toml_edit::Item::Table(t) => t.span(),
+                _ => None,
+            };
+            let whole = match (key_span.clone(), item.span()) {
+                (Some(k), Some(v)) => Some(k.start..v.end),
+                (None, v) => v,
+                (k, None) => k,
+            };
+            if deeper.is_some() {
+                return deeper;
+            }
+            if holds(own) || holds(whole) {
+                return Some(dotted);
+            }
+            continue;
+        }
+        let whole = match (key_span, item.span()) {
+            (Some(k), Some(v)) => Some(k.start..v.end),
+            (k, v) => k.or(v),
+        };
+        if holds(whole) {
+            return Some(dotted);
+        }
     }
-    let key = line.split('=').next()?.trim();
-    if key.is_empty() || key.starts_with('#') {
-        return section;
+    None
+}
+
+/// Whether every part of a dotted key is written in a TOML text.
+fn key_written(text: &str, dotted: &str) -> bool {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return false;
+    };
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut parts = dotted.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let Some(item) = table.get(part) else {
+            return false;
+        };
+        if parts.peek().is_none() {
+            return true;
+        }
+        match item.as_table_like() {
+            Some(inner) => table = inner,
+            None => return false,
+        }
     }
-    Some(match section {
-        Some(section) => format!("{section}.{key}"),
-        None => key.to_string(),
-    })
+    false
 }
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" messages.
@@ -724,4 +774,52 @@ fn suggest_field(message: &str) -> Option<String> {
     let (given, rest) = rest.split_once('`')?;
     let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
     swalp_core::error::closest(given, expected.iter().copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "[optim]\nlr = 0.1 # rate\n\n[quant]\nweight = { format = \"fixed\", wl = 8 }\n[train]\nepochs = 2\n";
+
+    #[test]
+    fn keys_are_found_from_spans() {
+        let at = |needle: &str| key_path(TEXT, TEXT.find(needle).unwrap());
+        assert_eq!(at("lr").as_deref(), Some("optim.lr"));
+        assert_eq!(at("0.1").as_deref(), Some("optim.lr"));
+        assert_eq!(at("wl").as_deref(), Some("quant.weight.wl"));
+        assert_eq!(at("\"fixed\"").as_deref(), Some("quant.weight.format"));
+        assert_eq!(at("[train]").as_deref(), Some("train"));
+        assert_eq!(at("# rate"), None);
+        assert_eq!(key_path("lr = = 1", 3), None, "not TOML: no key");
+    }
+
+    #[test]
+    fn written_keys_are_told_from_inherited_ones() {
+        assert!(key_written(TEXT, "quant.weight.wl"));
+        assert!(!key_written(TEXT, "quant.weight.fl"));
+        assert!(!key_written(TEXT, "quant.activation.wl"));
+        assert!(key_written(TEXT, "train"));
+    }
+
+    #[test]
+    fn an_inherited_value_is_blamed_on_its_set() {
+        let text = "[experiment]\nname = \"x\"\n[data]\nname = \"synthetic-linreg\"\n\
+                    [model]\nname = \"linreg\"\n[quant]\ndefault = { format = \"fixed\", wl = 8, fl = 4 }\n\
+                    [optim]\nlr = 0.1\n[train]\nepochs = 1\nbatch_size = 2\n";
+        let set = vec!["quant.default.fl=\"x\"".to_string()];
+        let err = Experiment::parse(text, Path::new("e.toml"), &set).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("(from --set quant.default.fl=\"x\")"),
+            "{err}"
+        );
+        let err = Experiment::parse(
+            &text.replace("fl = 4", "fl = 999"),
+            Path::new("e.toml"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("e.toml:8:"), "{err}");
+    }
 }

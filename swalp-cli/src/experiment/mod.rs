@@ -1,6 +1,8 @@
 //! Experiments: a TOML file describing data, model, quantization, optimizer,
 //! schedule and SWA, run end to end into an output directory.
 
+mod build;
+mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod observe;
@@ -11,8 +13,10 @@ pub mod tensorboard;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use check::{check, in_trial_step};
 pub use config::Experiment;
-pub use run::{check, file_observers, in_trial_step, run, run_with, Divergence, RunOptions};
+pub use observe::Divergence;
+pub use run::{file_observers, run, run_with, RunOptions};
 pub use rundir::{Claim, ClaimProblem};
 
 /// A cause kept as the error's source.
@@ -246,8 +250,8 @@ impl fmt::Display for ExperimentError {
                     ResumeProblem::Differs { section, stored } => write!(
                         f,
                         "--resume {dir}: the experiment differs from the one the run started \
-                         with in [{section}] (only train.epochs may change); run it with the \
-                         stored {}",
+                         with in [{section}] (only train.epochs and [log] may change); run it \
+                         with the stored {}",
                         stored.display()
                     ),
                     ResumeProblem::UnknownVariable { name } => write!(
@@ -364,8 +368,13 @@ impl std::error::Error for ExperimentError {
 /// An I/O error's reason without Rust's debug text: the OS message
 /// (`Permission denied (os error 13)`) or the error's own text.
 fn io_text(cause: &(dyn std::error::Error + 'static)) -> String {
-    let text = cause.to_string();
-    text.lines().next().unwrap_or("").trim().to_string()
+    match cause.downcast_ref::<std::io::Error>() {
+        Some(e) => crate::atomic::io_error_reason(e),
+        None => {
+            let text = cause.to_string();
+            text.lines().next().unwrap_or("").trim().to_string()
+        }
+    }
 }
 
 /// Whether an output failure is one the user can fix (exit 2): see

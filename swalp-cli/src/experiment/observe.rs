@@ -54,6 +54,39 @@ pub struct EpochRecord {
     pub time: f64,
 }
 
+/// The first NaN or infinity of a run: which quantity, where.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The epoch (0-based, as in the table and `metrics.jsonl`).
+    pub epoch: u64,
+    /// Optimizer steps taken when it was seen.
+    pub step: u64,
+    /// What: `training loss` or `parameter <name>`.
+    pub quantity: String,
+    /// Its value: `NaN`, `inf` or `-inf`.
+    pub value: String,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the {} is {} at epoch {}, step {}",
+            self.quantity, self.value, self.epoch, self.step
+        )
+    }
+}
+
+/// A checkpoint a resumed run passed over
+/// ([`load_latest`](super::checkpoint::load_latest)), and why.
+#[derive(Debug)]
+pub struct Skipped {
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    /// What is wrong with it.
+    pub error: ExperimentError,
+}
+
 /// Whether a run goes on after a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
@@ -85,7 +118,7 @@ pub trait Observer {
 
     /// A resumed run continues from `checkpoint`; `skipped` are the newer
     /// checkpoints it could not use, and why.
-    fn resumed(&mut self, checkpoint: &Path, skipped: &[super::checkpoint::Skipped]) {
+    fn resumed(&mut self, checkpoint: &Path, skipped: &[Skipped]) {
         let _ = (checkpoint, skipped);
     }
 

@@ -26,23 +26,23 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use swalp_core::batchnorm::recompute_batchnorm;
 use swalp_core::hook::{shared_rng, SharedRng};
-use swalp_core::optim::{
-    Adam, AdamConfig, LowPrecision, OptimQuantizers, Optimizer, Sgd, SgdConfig,
-};
+use swalp_core::optim::{LowPrecision, OptimQuantizers, Optimizer, SgdConfig};
 use swalp_core::points::PointConfig;
 use swalp_core::schedule::LrSchedule;
 use swalp_core::swa::Swa;
 use swalp_core::tch::{self, nn::ModuleT, Device, Kind, Tensor};
 use swalp_core::QuantRng;
 
+use super::build;
+use super::check::check;
 use super::checkpoint::{self, Checkpoint, Position};
-use super::config::{DeviceChoice, Experiment, OnNonFinite, OptimName, SchedulePer};
+use super::config::{Experiment, OnNonFinite, SchedulePer};
 use super::observe::{
-    write_atomically, Control, EpochRecord, MetricsFile, Observer, StepReport, TensorBoard,
+    write_atomically, Control, Divergence, EpochRecord, MetricsFile, Observer, Skipped, StepReport,
+    TensorBoard,
 };
 use super::rundir::{Claim, RunDir};
 use super::{CheckpointProblem, ExperimentError, ResumeProblem};
@@ -69,61 +69,6 @@ impl RunOptions {
     }
 }
 
-/// The first NaN or infinity of a run: which quantity, where.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Divergence {
-    /// The epoch (0-based, as in the table and `metrics.jsonl`).
-    pub epoch: u64,
-    /// Optimizer steps taken when it was seen.
-    pub step: u64,
-    /// What: `training loss` or `parameter <name>`.
-    pub quantity: String,
-    /// Its value: `NaN`, `inf` or `-inf`.
-    pub value: String,
-}
-
-impl std::fmt::Display for Divergence {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the {} is {} at epoch {}, step {}",
-            self.quantity, self.value, self.epoch, self.step
-        )
-    }
-}
-
-/// The optimizer an experiment asks for, over `model`'s trainable
-/// variables.
-fn build_optimizer(
-    exp: &Experiment,
-    model: &Model,
-    quant: OptimQuantizers,
-    rng: SharedRng,
-) -> Box<dyn Optimizer> {
-    let o = &exp.optim;
-    let params = LowPrecision::<SgdConfig>::trainable(&model.vs);
-    if o.name == OptimName::Sgd {
-        let config = SgdConfig {
-            lr: o.lr,
-            momentum: o.momentum,
-            dampening: o.dampening,
-            weight_decay: o.weight_decay,
-            nesterov: o.nesterov,
-        };
-        Box::new(Sgd::new(params, config, o.lr, quant, rng))
-    } else {
-        let config = AdamConfig {
-            lr: o.lr,
-            beta1: o.beta1,
-            beta2: o.beta2,
-            eps: o.eps,
-            weight_decay: o.weight_decay,
-            decoupled: o.name == OptimName::Adamw,
-        };
-        Box::new(Adam::new(params, config, o.lr, quant, rng))
-    }
-}
-
 /// Loss and quality of a model on a data split.
 #[derive(Clone, Copy, Debug)]
 struct Evaluation {
@@ -131,17 +76,6 @@ struct Evaluation {
     /// Percent: misclassified examples, or for regression the unexplained
     /// share of the targets' variance.
     error: f64,
-}
-
-fn resolve_device(choice: DeviceChoice) -> Result<Device, ExperimentError> {
-    match choice {
-        DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
-        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        DeviceChoice::Cuda => Err(ExperimentError::Device(
-            "experiment.device = \"cuda\" but CUDA is not available on this machine; use \"cpu\" or \"auto\"".into(),
-        )),
-    }
 }
 
 /// Examples per forward pass when evaluating.
@@ -369,7 +303,7 @@ impl<'a> Trainer<'a> {
         let averaged = models::build(&exp.model, &inputs, &averaged_points, rng.clone(), device)?;
         let mut quant = OptimQuantizers::from_points(&points);
         quant.grad_scale = exp.optim.grad_scale;
-        let optimizer = build_optimizer(exp, &model, quant, rng.clone());
+        let optimizer = build::optimizer(exp, &model, quant, rng.clone());
         let swa_quant = exp.swa.quantizer().cloned();
         let swa = exp.swa.enabled().then(|| {
             Swa::new(&LowPrecision::<SgdConfig>::trainable(&model.vs)).with_quantizer(swa_quant)
@@ -769,7 +703,7 @@ impl Observers<'_> {
         self.0.iter_mut().try_for_each(|o| o.started(dir, history))
     }
 
-    fn resumed(&mut self, checkpoint: &Path, skipped: &[checkpoint::Skipped]) {
+    fn resumed(&mut self, checkpoint: &Path, skipped: &[Skipped]) {
         for o in &mut self.0 {
             o.resumed(checkpoint, skipped);
         }
@@ -820,7 +754,7 @@ pub fn run_with<'o>(
     observers: Vec<Box<dyn Observer + 'o>>,
 ) -> Result<Value, ExperimentError> {
     check(exp)?;
-    let device = resolve_device(exp.experiment.device)?;
+    let device = build::device(exp.experiment.device)?;
     let dir = RunDir::claim(&options.out_dir, options.claim)?;
     let resumed;
     let exp = if options.claim == Claim::Resume {
@@ -977,121 +911,4 @@ fn train(
     write_atomically(&out.join("result.json"), text.as_bytes())?;
     observers.finished(&result);
     Ok(result)
-}
-
-/// Examples in the trial step of [`check`] (fewer when the training set or
-/// the batch is smaller).
-const TRIAL_BATCH: i64 = 2;
-
-/// Checks that `exp` can run, as far as it can be known before training:
-/// the device, the data set's files and shape (from headers, without
-/// reading the examples), the model for that shape, `model.init`, the
-/// optimizer, SWA and schedule, and one trial step of a throwaway model
-/// (forward, backward, optimizer step, average, evaluation of the average)
-/// on random inputs of the data's shape, which exercises every quantizer on
-/// the tensors this model produces. Nothing is written.
-///
-/// `validate` runs this, and so does every run before it claims its
-/// directory: an experiment that passes never fails later for a reason in
-/// its configuration.
-pub fn check(exp: &Experiment) -> Result<(), ExperimentError> {
-    resolve_device(exp.experiment.device)?;
-    let shape = data::probe(&exp.data)?;
-    if shape.train_len == 0 {
-        return Err(ExperimentError::Value {
-            key: "data".into(),
-            message: format!("data set {:?} has no training examples", exp.data.name),
-        });
-    }
-    exp.schedule()?;
-    // Random inputs of the right shape: whatever fails is the
-    // configuration's doing.
-    trial_step(exp, &shape).map_err(|e| match e {
-        ExperimentError::Training(e) => ExperimentError::Trial(e),
-        other => other,
-    })
-}
-
-thread_local! {
-    static IN_TRIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether this thread is running the forward pass of [`check`]'s trial
-/// step. tch's module API cannot fail, so a quantization point reports an
-/// error in a forward pass as a panic; the trial step turns that panic
-/// into its error, and a front end's panic hook should stay quiet
-/// meanwhile.
-pub fn in_trial_step() -> bool {
-    IN_TRIAL.with(std::cell::Cell::get)
-}
-
-/// `model`'s forward pass, with a panic (a quantization point's error)
-/// returned as an error.
-fn trial_forward(model: &Model, x: &Tensor, train: bool) -> Result<Tensor, ExperimentError> {
-    IN_TRIAL.with(|t| t.set(true));
-    let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        model.net.forward_t(x, train)
-    }));
-    IN_TRIAL.with(|t| t.set(false));
-    output.map_err(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-            .unwrap_or_else(|| "the forward pass failed".into());
-        ExperimentError::Trial(swalp_core::Error::Hook(message))
-    })
-}
-
-/// One step of a throwaway model on the CPU ([`check`]).
-fn trial_step(exp: &Experiment, shape: &data::DataShape) -> Result<(), ExperimentError> {
-    let seed = exp.experiment.seed;
-    let points = exp.points().clone();
-    let rng = shared_rng(seed);
-    let inputs = Inputs {
-        shape: shape.input.clone(),
-        task: shape.task,
-    };
-    let device = Device::Cpu;
-    let model = models::build(&exp.model, &inputs, &points, rng.clone(), device)?;
-    if let Some(path) = &exp.model.init {
-        weights::load(&model, path)?;
-    }
-    let averaged = models::build(&exp.model, &inputs, &points, rng.clone(), device)?;
-    let mut quant = OptimQuantizers::from_points(&points);
-    quant.grad_scale = exp.optim.grad_scale;
-    let mut optimizer = build_optimizer(exp, &model, quant, rng.clone());
-    let n = TRIAL_BATCH
-        .min(exp.train.batch_size as i64)
-        .min(shape.train_len);
-    // The last batch of an epoch may be smaller (BatchNorm cannot train on
-    // one example).
-    let last = shape.train_len % exp.train.batch_size as i64;
-    let sizes = if last > 0 && last < n {
-        vec![n, last]
-    } else {
-        vec![n]
-    };
-    let mut swa = Swa::new(&LowPrecision::<SgdConfig>::trainable(&model.vs))
-        .with_quantizer(exp.swa.quantizer().cloned());
-    for n in sizes {
-        let mut dims = vec![n];
-        dims.extend(&shape.input);
-        let x = Tensor::f_randn(&dims, (Kind::Float, device))?;
-        let y = match shape.task {
-            Task::Regression => Tensor::f_zeros([n, 1], (Kind::Float, device))?,
-            Task::Classification { .. } => Tensor::f_zeros([n], (Kind::Int64, device))?,
-        };
-        optimizer.set_lr(exp.optim.lr);
-        let output = trial_forward(&model, &x, true)?;
-        let loss = shape.task.loss(&output, &y);
-        optimizer.zero_grad();
-        loss.f_backward()?;
-        optimizer.step()?;
-        swa.update(&LowPrecision::<SgdConfig>::trainable(&model.vs), &rng)?;
-        swa.copy_to(&averaged.vs)?;
-        let _guard = tch::no_grad_guard();
-        let _ = trial_forward(&averaged, &x, false)?;
-    }
-    Ok(())
 }

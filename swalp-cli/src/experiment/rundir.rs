@@ -212,23 +212,14 @@ fn remove_any(path: &Path) -> Result<(), ExperimentError> {
     removed.map_err(|e| output_error(path, e))
 }
 
-/// Takes an exclusive advisory lock without waiting: `Ok(false)` when
-/// another process holds it.
-#[cfg(unix)]
+/// Takes the directory's lock without waiting: `Ok(false)` when another
+/// process holds it. Where advisory locks do not exist the directory is not
+/// protected against a second run.
 fn try_lock(file: &File) -> io::Result<bool> {
-    use rustix::fs::{flock, FlockOperation};
-    match flock(file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(true),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Ok(false),
-        Err(e) => Err(e.into()),
+    match crate::atomic::try_lock_exclusive(file) {
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(true),
+        other => other,
     }
-}
-
-/// Without advisory locks the directory is not protected against a second
-/// run.
-#[cfg(not(unix))]
-fn try_lock(_: &File) -> io::Result<bool> {
-    Ok(true)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! and written atomically so that OUT is either complete or absent.
 
 mod npy;
-mod safetensors;
 
 use std::fmt;
 use std::io;
@@ -90,7 +89,7 @@ pub fn read_tensors(path: &Path, kind: TensorFileKind) -> Result<Vec<NamedTensor
             name: None,
             tensor: npy::read(path).map_err(read_error)?,
         }]),
-        TensorFileKind::Safetensors => Ok(safetensors::read(path)
+        TensorFileKind::Safetensors => Ok(crate::safetensors_file::read(path)
             .map_err(read_error)?
             .into_iter()
             .map(|(name, tensor)| NamedTensor {

@@ -23,8 +23,9 @@ pub enum WeightsError {
     Read {
         /// The file.
         path: PathBuf,
-        /// libtorch's reason.
-        source: TchError,
+        /// Why, in one line (the OS's reason, or what is wrong with the
+        /// header).
+        reason: String,
     },
     /// The model has a tensor the file lacks.
     Missing {
@@ -100,8 +101,7 @@ fn more(n: usize) -> String {
 impl fmt::Display for WeightsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WeightsError::Read { path, source } => {
-                let reason = source.to_string();
+            WeightsError::Read { path, reason } => {
                 let reason = reason.lines().next().unwrap_or("");
                 write!(
                     f,
@@ -165,7 +165,7 @@ impl fmt::Display for WeightsError {
 impl std::error::Error for WeightsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            WeightsError::Read { source, .. } | WeightsError::Copy { source, .. } => Some(source),
+            WeightsError::Copy { source, .. } => Some(source),
             WeightsError::Write { source, .. } => Some(source),
             _ => None,
         }
@@ -193,9 +193,9 @@ pub fn state(model: &Model) -> Vec<(String, Tensor)> {
 /// converted to the model's. Nothing is changed unless all of it fits.
 pub fn load(model: &Model, path: &Path) -> Result<(), WeightsError> {
     let file: Vec<(String, Tensor)> =
-        Tensor::read_safetensors(path).map_err(|source| WeightsError::Read {
+        crate::safetensors_file::read(path).map_err(|reason| WeightsError::Read {
             path: path.into(),
-            source,
+            reason,
         })?;
     let vars = model.vs.variables();
     let in_file = |name: &String| file.iter().any(|(n, _)| n == name);

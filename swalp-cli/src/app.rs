@@ -84,6 +84,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Validate(args) => commands::run::validate(args),
         Command::Data(args) => commands::data::run(args, out),
         Command::Bench(args) => commands::bench::run(args, out),
+        Command::Sweep(args) => commands::sweep::run(args, out),
+        Command::Report(args) => commands::sweep::report(args, out),
+        Command::SweepTask(args) => commands::sweep::task(args),
     }
 }
 

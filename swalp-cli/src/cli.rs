@@ -38,6 +38,135 @@ pub enum Command {
     /// Time the format kernels (ns per element next to a plain copy), or one
     /// VGG16 training step in full and in low precision (--train).
     Bench(BenchArgs),
+    /// Run an experiment over a grid of values and seeds (locally or as a
+    /// Slurm job array), then write the paper's table; `sweep status DIR`
+    /// tells where a sweep is.
+    Sweep(SweepArgs),
+    /// Print a sweep's table (also written as DIR/report.md, .csv, .json
+    /// and DIR/curves.svg).
+    Report(ReportArgs),
+    /// Run one entry of a sweep's manifest (what the executors start).
+    #[command(hide = true)]
+    SweepTask(SweepTaskArgs),
+}
+
+/// Arguments of `swalp-cli sweep`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(after_help = SWEEP_AFTER_HELP)]
+pub struct SweepArgs {
+    /// `status DIR`.
+    #[command(subcommand)]
+    pub action: Option<SweepAction>,
+
+    /// The experiment file (its optional [sweep] table gives seeds, grid and
+    /// Slurm options; the command line overrides them).
+    #[arg(required = true, value_name = "EXP.toml")]
+    pub experiment: Option<PathBuf>,
+
+    /// Sweep a key over values, e.g. --grid optim.lr=0.1,0.05 or
+    /// --grid 'quant.default={ format = "bfp", wl = 8 },{}' (repeatable;
+    /// keys joined with + move together).
+    #[arg(long = "grid", value_name = "KEY=V1,V2,...")]
+    pub grid: Vec<String>,
+
+    /// Seeds of every grid point (comma-separated), e.g. 100,200,300.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',')]
+    pub seeds: Vec<String>,
+
+    /// Override a key of the file for every run (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub overrides: Vec<String>,
+
+    /// The sweep directory: DIR/sweep.json, DIR/<grid point>/seed-<N>/ and
+    /// the report.
+    #[arg(long, required = true, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Where runs execute.
+    #[arg(long, value_enum, default_value_t = ExecutorArg::Local)]
+    pub executor: ExecutorArg,
+
+    /// Runs at once (default: the number of CUDA devices, else 1); with
+    /// Slurm, the array's task limit (%N).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Print the runs and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Reuse a directory that holds another sweep.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Extra sbatch options, e.g. --slurm "--partition=gpu --gres=gpu:1
+    /// --time=24:00:00" (added to [sweep.slurm]).
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
+    pub slurm: Option<String>,
+
+    /// Slurm: return after submitting instead of waiting for the array.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// What `sweep` does besides running one.
+#[derive(Debug, Subcommand)]
+pub enum SweepAction {
+    /// Counts of done, running, interrupted, failed and pending runs, and
+    /// the last log line of each failed one.
+    Status {
+        /// The sweep directory.
+        dir: PathBuf,
+    },
+}
+
+/// Where a sweep's runs execute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    /// Child processes on this machine (--jobs at once).
+    Local,
+    /// One Slurm job array (sbatch).
+    Slurm,
+}
+
+const SWEEP_AFTER_HELP: &str = "\
+Each run gets DIR/<grid point>/seed-<N>/ with what `run --out` writes, and its
+log in log.txt there. Running the same command again skips finished runs,
+resumes interrupted ones from their newest checkpoint and restarts failed
+ones; a larger grid adds only the new runs.
+
+Exit status: 0 when every run finished, 1 when some failed, 2 for bad input
+(nothing is written or submitted then).";
+
+/// Arguments of `swalp-cli report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The sweep directory.
+    pub dir: PathBuf,
+    /// The table's format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+    pub format: ReportFormat,
+}
+
+/// The format of `report`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A Markdown table.
+    Markdown,
+    /// CSV, numbers unrounded.
+    Csv,
+    /// JSON.
+    Json,
+}
+
+/// Arguments of `swalp-cli sweep-task`.
+#[derive(Debug, Args)]
+pub struct SweepTaskArgs {
+    /// The sweep directory.
+    pub dir: PathBuf,
+    /// The run's index in DIR/sweep.json.
+    pub index: usize,
 }
 
 /// Arguments of `swalp-cli data`.

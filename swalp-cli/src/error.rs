@@ -110,6 +110,15 @@ pub enum CliError {
     Internal(String),
     /// An experiment could not be loaded or run.
     Experiment(crate::experiment::ExperimentError),
+    /// A sweep could not be planned, run or reported.
+    Sweep(crate::sweep::SweepError),
+    /// Some runs of a sweep failed.
+    SweepFailed {
+        /// How many.
+        failed: usize,
+        /// The sweep directory.
+        dir: PathBuf,
+    },
     /// A data set could not be downloaded.
     Data(crate::data::error::DataError),
 }
@@ -140,6 +149,8 @@ impl CliError {
                 EXIT_INTERRUPTED
             }
             CliError::Experiment(e) if !e.is_usage() => EXIT_INTERNAL,
+            CliError::Sweep(e) if !e.is_usage() => EXIT_INTERNAL,
+            CliError::SweepFailed { .. } => EXIT_INTERNAL,
             CliError::Data(e) if !e.is_usage() => EXIT_INTERNAL,
             _ => EXIT_USAGE,
         }
@@ -228,6 +239,13 @@ impl fmt::Display for CliError {
                 write!(f, "internal error: {}", first_line(message))
             }
             CliError::Experiment(e) => f.write_str(first_line(&e.to_string())),
+            CliError::Sweep(e) => f.write_str(first_line(&e.to_string())),
+            CliError::SweepFailed { failed, dir } => write!(
+                f,
+                "{failed} run(s) of the sweep failed; `swalp-cli sweep status {}` shows their \
+                 logs' last lines, and the same sweep command runs them again",
+                dir.display()
+            ),
             CliError::Data(e) => f.write_str(first_line(&e.to_string())),
         }
     }
@@ -240,6 +258,7 @@ impl std::error::Error for CliError {
             CliError::Quantize { source, .. } => Some(source),
             CliError::Stdout(err) => Some(err),
             CliError::Experiment(e) => Some(e),
+            CliError::Sweep(e) => Some(e),
             CliError::Data(e) => Some(e),
             _ => None,
         }
@@ -250,6 +269,12 @@ impl std::error::Error for CliError {
 /// backtraces), trimmed.
 fn first_line(message: &str) -> &str {
     message.lines().next().unwrap_or("").trim()
+}
+
+impl From<crate::sweep::SweepError> for CliError {
+    fn from(e: crate::sweep::SweepError) -> Self {
+        CliError::Sweep(e)
+    }
 }
 
 impl From<crate::experiment::ExperimentError> for CliError {

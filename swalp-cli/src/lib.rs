@@ -52,6 +52,7 @@ pub mod experiment;
 pub mod io;
 pub mod models;
 pub mod safetensors_file;
+pub mod sweep;
 
 // The built-in formats register themselves through inventory; linking the
 // crate is what makes them visible to the registry.

@@ -97,28 +97,25 @@ fn same_seed_same_numbers_different_seed_different_numbers() {
     assert_ne!(a["final"], c["final"]);
 }
 
-/// A CIFAR-10 or CIFAR-100 set in the binary layout with two records per
-/// file: enough for `validate`, which reads only the files' sizes.
-fn tiny_cifar(dir: &Path, hundred: bool) -> PathBuf {
-    let (files, record): (&[&str], usize) = if hundred {
-        (&["train.bin", "test.bin"], 3074)
-    } else {
-        (
-            &[
-                "data_batch_1.bin",
-                "data_batch_2.bin",
-                "data_batch_3.bin",
-                "data_batch_4.bin",
-                "data_batch_5.bin",
-                "test_batch.bin",
-            ],
-            3073,
-        )
-    };
-    let root = dir.join(if hundred { "cifar100" } else { "cifar10" });
+/// CIFAR-10's and CIFAR-100's files in the binary layout, side by side,
+/// with two records each: enough for `validate`, which reads only the
+/// files' sizes.
+fn tiny_cifar(dir: &Path) -> PathBuf {
+    let root = dir.join("cifar");
     std::fs::create_dir_all(&root).unwrap();
-    for file in files {
-        std::fs::write(root.join(file), vec![0u8; 2 * record]).unwrap();
+    let cifar10 = [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ];
+    for file in cifar10 {
+        std::fs::write(root.join(file), vec![0u8; 2 * 3073]).unwrap();
+    }
+    for file in ["train.bin", "test.bin"] {
+        std::fs::write(root.join(file), vec![0u8; 2 * 3074]).unwrap();
     }
     root
 }
@@ -137,10 +134,10 @@ fn every_experiment_file_validates() {
             continue;
         }
         let exp = Experiment::load(&path, &[]).unwrap();
+        // CIFAR-10's and CIFAR-100's files side by side, for sweeps over both.
         let data = match exp.data.name.as_str() {
             "mnist" | "fashion-mnist" => Some(digits.clone()),
-            "cifar10" => Some(tiny_cifar(tmp.path(), false)),
-            "cifar100" => Some(tiny_cifar(tmp.path(), true)),
+            "cifar10" | "cifar100" => Some(tiny_cifar(tmp.path())),
             _ => None,
         };
         let set = data.map(|d| format!("data.path={:?}", d.to_str().unwrap()));

@@ -7,3 +7,4 @@ pub mod formats;
 pub mod observers;
 pub mod quantize;
 pub mod run;
+pub mod sweep;

@@ -188,9 +188,18 @@ pub fn show(args: &ExperimentArgs, out: &mut dyn Write) -> Result<(), CliError> 
 }
 
 /// Checks the experiment as a run would before training
-/// ([`experiment::check`]); errors exit 2.
+/// ([`experiment::check`]), and every run of its `[sweep]` if it has one;
+/// errors exit 2.
 pub fn validate(args: &ExperimentArgs) -> Result<(), CliError> {
-    Ok(experiment::check(&load(args)?)?)
+    let exp = load(args)?;
+    match &exp.sweep {
+        None => Ok(experiment::check(&exp)?),
+        Some(table) => {
+            let spec = crate::sweep::SweepSpec::from_table(table)?;
+            crate::sweep::Plan::new(&args.experiment, &args.overrides, &spec, true)?;
+            Ok(())
+        }
+    }
 }
 
 /// `runs/<name>-<YYYYmmdd-HHMMSS>` in UTC.

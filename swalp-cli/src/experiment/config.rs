@@ -47,6 +47,11 @@ pub struct Experiment {
     /// Logging and outputs.
     #[serde(default)]
     pub log: LogSection,
+    /// A sweep over this experiment (`swalp-cli sweep`): `seeds`, `grid`
+    /// and `slurm`, as written; [`crate::sweep::SweepSpec`] reads it. A
+    /// single run ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<toml::Table>,
 }
 
 /// `[experiment]`.
@@ -671,6 +676,15 @@ fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
     Some(text[..start].matches('\n').count() + 1)
 }
 
+/// A value written on the command line: TOML (`0.1`, `"x"`, `[1, 2]`,
+/// `{ wl = 8 }`), or else the text itself as a string (a bare word).
+pub fn parse_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()))
+}
+
 /// Sets `key.path` in `doc` to `value`, parsed as TOML (a bare word is a
 /// string).
 fn apply_override(doc: &mut toml::Table, item: &str) -> Result<(), ExperimentError> {
@@ -683,10 +697,7 @@ fn apply_override(doc: &mut toml::Table, item: &str) -> Result<(), ExperimentErr
     if keys.iter().any(|k| k.is_empty()) {
         return Err(bad());
     }
-    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
+    let value = parse_value(raw);
     let (last, parents) = keys.split_last().ok_or_else(bad)?;
     let mut table = doc;
     for key in parents {

@@ -790,6 +790,7 @@ fn resumed_experiment(given: &Experiment, dir: &Path) -> Result<Experiment, Expe
     let mut b = as_table(&stored)?;
     for t in [&mut a, &mut b] {
         t.remove("log");
+        t.remove("sweep");
         if let Some(train) = t.get_mut("train").and_then(toml::Value::as_table_mut) {
             train.remove("epochs");
         }

@@ -1,0 +1,154 @@
+//! The Slurm executor: the sweep's unfinished runs as one job array
+//! (`sbatch --array=I,J,...%K`), whose batch script is written into the
+//! sweep directory so users can read and resubmit it.
+//!
+//! Slurm stops a task at its time limit or on preemption with SIGTERM to the
+//! batch shell (`--signal=B:TERM@120`: a batch script without `srun` steps
+//! receives neither `scancel --signal=TERM` nor `--signal=TERM@120`). The
+//! script runs the task in the background, forwards the signal, waits for
+//! the task's checkpoint, and requeues its own array element
+//! (`${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}`: `$SLURM_JOB_ID` would
+//! requeue the whole array), which resumes from that checkpoint.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::error::CliError;
+use crate::sweep::{run_state, Plan, RunState, LOG};
+
+/// The batch script's name in the sweep directory.
+pub const SCRIPT: &str = "sweep.sbatch";
+
+/// Seconds between polls of the array.
+const POLL: Duration = Duration::from_secs(2);
+
+/// `sbatch` on PATH, or a one-line usage error.
+pub fn sbatch_available() -> Result<(), CliError> {
+    match Command::new("sbatch").arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        _ => Err(CliError::Usage(
+            "--executor slurm: sbatch not found (Slurm is not installed or not on PATH); \
+             use --executor local"
+                .into(),
+        )),
+    }
+}
+
+/// Single-quotes `text` for bash.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The batch script of `plan` in `dir`.
+fn script(dir: &Path, plan: &Plan, exe: &Path) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    let name = plan
+        .experiment
+        .file_stem()
+        .map_or("sweep".into(), |n| n.to_string_lossy().into_owned());
+    let _ = writeln!(s, "#SBATCH --job-name=swalp-{name}");
+    let _ = writeln!(s, "#SBATCH --output={}/slurm-%A_%a.out", dir.display());
+    let _ = writeln!(s, "#SBATCH --chdir={}", plan.workdir.display());
+    let _ = writeln!(s, "#SBATCH --signal=B:TERM@120");
+    let _ = writeln!(s, "#SBATCH --requeue");
+    let _ = writeln!(s, "#SBATCH --open-mode=append");
+    for option in &plan.slurm {
+        let _ = writeln!(s, "#SBATCH {option}");
+    }
+    s.push_str(
+        "# Written by `swalp-cli sweep --executor slurm`; resubmit with\n\
+         #   sbatch --array=<indices> THIS_FILE\n\
+         # Each array task runs one run of sweep.json; a run already finished is\n\
+         # skipped, an interrupted one resumes from its checkpoint.\n",
+    );
+    s.push_str("set -u\ndirs=(\n");
+    for run in &plan.runs {
+        let _ = writeln!(s, "  {}", quoted(&run.dir.display().to_string()));
+    }
+    let _ = write!(
+        s,
+        ")\n\
+         sweep={dir}\n\
+         task=\"$SLURM_ARRAY_TASK_ID\"\n\
+         log=\"$sweep/${{dirs[$task]}}/{LOG}\"\n\
+         mkdir -p \"$(dirname \"$log\")\"\n\
+         {exe} sweep-task \"$sweep\" \"$task\" >>\"$log\" 2>&1 &\n\
+         child=$!\n\
+         # Time limit or preemption: the task checkpoints, and this element\n\
+         # goes back to the queue to resume.\n\
+         trap 'kill -TERM \"$child\" 2>/dev/null; wait \"$child\"; \
+         scontrol requeue \"${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}\"; exit 0' TERM\n\
+         wait \"$child\"\n",
+        dir = quoted(&dir.display().to_string()),
+        exe = quoted(&exe.display().to_string()),
+    );
+    s
+}
+
+/// Writes the script and submits the unfinished runs as one array of at
+/// most `jobs` tasks at once; the job id, or `None` when nothing is left.
+pub fn submit(dir: &Path, plan: &Plan, jobs: usize) -> Result<Option<String>, CliError> {
+    let pending: Vec<String> = plan
+        .runs
+        .iter()
+        .filter(|r| !matches!(run_state(dir, r), RunState::Done | RunState::Running))
+        .map(|r| r.index.to_string())
+        .collect();
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe().map_err(|e| CliError::Internal(e.to_string()))?;
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let path = dir.join(SCRIPT);
+    crate::atomic::write(&path, script(&dir, plan, &exe).as_bytes())
+        .map_err(|e| CliError::write(&path, &e))?;
+    let array = format!("--array={}%{jobs}", pending.join(","));
+    let output = Command::new("sbatch")
+        .args(["--parsable", &array])
+        .arg(&path)
+        .output()
+        .map_err(|e| CliError::Internal(format!("running sbatch: {e}")))?;
+    if !output.status.success() {
+        let err = String::from_utf8_lossy(&output.stderr);
+        return Err(CliError::Usage(format!(
+            "sbatch refused the sweep: {}",
+            err.lines().next().unwrap_or("").trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let job = text.trim().split(';').next().unwrap_or("").to_string();
+    Ok(Some(job))
+}
+
+/// Polls until no task of `job` is left in the queue, showing progress.
+pub fn wait(dir: &Path, plan: &Plan, job: &str) -> Result<(), CliError> {
+    let mut last = String::new();
+    loop {
+        let queued = Command::new("squeue")
+            .args(["-h", "-r", "-j", job, "-o", "%i %T"])
+            .output()
+            .map_err(|e| CliError::Internal(format!("running squeue: {e}")))?;
+        let listing = String::from_utf8_lossy(&queued.stdout).into_owned();
+        let left = listing.lines().filter(|l| !l.trim().is_empty()).count();
+        let done = plan
+            .runs
+            .iter()
+            .filter(|r| run_state(dir, r) == RunState::Done)
+            .count();
+        let line = format!(
+            "sweep: {done}/{} done, {left} task(s) of job {job} in the queue",
+            plan.runs.len()
+        );
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        // squeue fails for a job it no longer knows: finished.
+        if left == 0 || !queued.status.success() {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+}

@@ -59,7 +59,7 @@ pub struct SweepArgs {
     #[command(subcommand)]
     pub action: Option<SweepAction>,
 
-    /// The experiment file (its optional [sweep] table gives seeds, grid and
+    /// The experiment file (its optional `[sweep]` table gives seeds, grid and
     /// Slurm options; the command line overrides them).
     #[arg(required = true, value_name = "EXP.toml")]
     pub experiment: Option<PathBuf>,

@@ -205,6 +205,55 @@ fn the_report_is_the_mean_and_std_of_the_runs_results() {
     assert!(String::from_utf8_lossy(&status.stdout).starts_with("6 runs: 6 done"));
     let csv = swalp(&["report", dir.to_str().unwrap(), "--format", "csv"]);
     assert!(String::from_utf8_lossy(&csv.stdout).starts_with("run,sgd_error_mean"));
+    let svg = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    for label in ["lr-0.02 SGD", "lr-0.02 SWA", "lr-0.01 SGD", "lr-0.01 SWA"] {
+        assert!(svg.contains(label), "{label} not in the plot's legend");
+    }
+
+    // A larger grid adds only its new runs; a changed run is another sweep.
+    let first = dir.join("lr-0.02/seed-1/result.json");
+    let kept = modified(&first);
+    let mut extended = args_with_grid(&linreg, &dir, "optim.lr=0.02,0.01,0.005");
+    let output = swalp(&extended.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(modified(&first), kept, "a finished run was redone");
+    assert!(dir.join("lr-0.005/seed-3/result.json").is_file());
+    extended.extend(["--set".into(), "optim.momentum=0.5".into()]);
+    let output = swalp(&extended.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("holds another sweep"),
+        "{}",
+        stderr(&output)
+    );
+    extended.push("--force".into());
+    let output = swalp(&extended.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_ne!(modified(&first), kept, "--force reran a changed run");
+}
+
+fn args_with_grid(linreg: &Path, dir: &Path, grid: &str) -> Vec<String> {
+    [
+        "sweep",
+        linreg.to_str().unwrap(),
+        "--grid",
+        grid,
+        "--seeds",
+        "1,2,3",
+        "--set",
+        "train.epochs=4",
+        "--set",
+        "swa.start=2",
+        "--set",
+        "log.table=false",
+        "--out",
+        dir.to_str().unwrap(),
+        "--jobs",
+        "2",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 #[test]
@@ -293,15 +342,18 @@ fn bad_sweeps_are_refused_before_anything_is_written() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("the list of values is empty"));
 
-    if Command::new("sbatch").arg("--version").output().is_err() {
-        let output = swalp(&["sweep", file_s, "--out", out_s, "--executor", "slurm"]);
-        assert_eq!(output.status.code(), Some(2));
-        assert!(
-            stderr(&output).contains("sbatch not found"),
-            "{}",
-            stderr(&output)
-        );
-        assert!(stderr(&output).contains("--executor local"));
-        assert!(!out.exists());
-    }
+    // A machine without Slurm: no sbatch on PATH.
+    let output = bin()
+        .args(["sweep", file_s, "--out", out_s, "--executor", "slurm"])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("sbatch not found"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("--executor local"));
+    assert!(!out.exists());
 }

@@ -2,13 +2,17 @@
 //! (`sbatch --array=I,J,...%K`), whose batch script is written into the
 //! sweep directory so users can read and resubmit it.
 //!
-//! Slurm stops a task at its time limit or on preemption with SIGTERM to the
-//! batch shell (`--signal=B:TERM@120`: a batch script without `srun` steps
-//! receives neither `scancel --signal=TERM` nor `--signal=TERM@120`). The
-//! script runs the task in the background, forwards the signal, waits for
+//! Slurm warns a task 120 s before its time limit, or on preemption, with
+//! SIGUSR1 to the batch shell (`--signal=B:USR1@120`; a batch script without
+//! `srun` steps receives neither `scancel --signal` nor `--signal=SIG@T`
+//! without `B:`). The script forwards it to the task as SIGTERM, waits for
 //! the task's checkpoint, and requeues its own array element
-//! (`${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}`: `$SLURM_JOB_ID` would
-//! requeue the whole array), which resumes from that checkpoint.
+//! (`${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}`: `$SLURM_JOB_ID` of the
+//! element whose id is the array's would requeue the whole array), which
+//! then resumes from that checkpoint. SIGTERM itself (`scancel`) stops the
+//! task with a checkpoint and does not requeue it: a trap that requeued on
+//! TERM would make tasks impossible to cancel (measured with
+//! `scripts/slurm-local`, see `scripts/slurm-local.md`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -51,7 +55,7 @@ fn script(dir: &Path, plan: &Plan, exe: &Path) -> String {
     let _ = writeln!(s, "#SBATCH --job-name=swalp-{name}");
     let _ = writeln!(s, "#SBATCH --output={}/slurm-%A_%a.out", dir.display());
     let _ = writeln!(s, "#SBATCH --chdir={}", plan.workdir.display());
-    let _ = writeln!(s, "#SBATCH --signal=B:TERM@120");
+    let _ = writeln!(s, "#SBATCH --signal=B:USR1@120");
     let _ = writeln!(s, "#SBATCH --requeue");
     let _ = writeln!(s, "#SBATCH --open-mode=append");
     for option in &plan.slurm {
@@ -74,12 +78,23 @@ fn script(dir: &Path, plan: &Plan, exe: &Path) -> String {
          task=\"$SLURM_ARRAY_TASK_ID\"\n\
          log=\"$sweep/${{dirs[$task]}}/{LOG}\"\n\
          mkdir -p \"$(dirname \"$log\")\"\n\
+         child=\n\
+         # USR1 (time limit near, preemption): checkpoint, then requeue this\n\
+         # element to resume. TERM (scancel): checkpoint and stop.\n\
+         stop() {{\n\
+         \x20   trap '' USR1\n\
+         \x20   [ -n \"$child\" ] || exit 143\n\
+         \x20   kill -TERM \"$child\" 2>/dev/null\n\
+         \x20   wait \"$child\"; rc=$?\n\
+         \x20   if [ \"$1\" = requeue ] && [ \"$rc\" != 0 ]; then\n\
+         \x20       scontrol requeue \"${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}\" && exit 0\n\
+         \x20   fi\n\
+         \x20   exit \"$rc\"\n\
+         }}\n\
+         trap 'stop requeue' USR1\n\
+         trap 'stop exit' TERM\n\
          {exe} sweep-task \"$sweep\" \"$task\" >>\"$log\" 2>&1 &\n\
          child=$!\n\
-         # Time limit or preemption: the task checkpoints, and this element\n\
-         # goes back to the queue to resume.\n\
-         trap 'kill -TERM \"$child\" 2>/dev/null; wait \"$child\"; \
-         scontrol requeue \"${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}\"; exit 0' TERM\n\
          wait \"$child\"\n",
         dir = quoted(&dir.display().to_string()),
         exe = quoted(&exe.display().to_string()),
@@ -145,9 +160,21 @@ pub fn wait(dir: &Path, plan: &Plan, job: &str) -> Result<(), CliError> {
             eprintln!("{line}");
             last = line;
         }
-        // squeue fails for a job it no longer knows: finished.
-        if left == 0 || !queued.status.success() {
+        if queued.status.success() && left == 0 {
             return Ok(());
+        }
+        if !queued.status.success() {
+            let err = String::from_utf8_lossy(&queued.stderr);
+            // A job whose records were purged is finished; anything else
+            // (the controller restarting) is asked again.
+            if err.contains("Invalid job id") {
+                return Ok(());
+            }
+            let reason = err.lines().next().unwrap_or("").trim().to_string();
+            if reason != last {
+                eprintln!("squeue: {reason} (asking again)");
+                last = reason;
+            }
         }
         std::thread::sleep(POLL);
     }

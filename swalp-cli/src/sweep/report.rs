@@ -251,7 +251,9 @@ impl Report {
                     .draw_series(LineSeries::new(sgd, color.stroke_width(2)))
                     .map_err(|e| e.to_string())?
                     .label(format!("{} SGD", row.point))
-                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color));
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
                 let swa: Vec<(u64, f64)> = row
                     .curves
                     .iter()
@@ -263,7 +265,12 @@ impl Report {
                         .map_err(|e| e.to_string())?
                         .label(format!("{} SWA", row.point))
                         .legend(move |(x, y)| {
-                            PathElement::new([(x, y), (x + 16, y)], color.stroke_width(1))
+                            plotters::element::DashedPathElement::new(
+                                [(x, y), (x + 16, y)],
+                                4,
+                                3,
+                                color.stroke_width(2),
+                            )
                         });
                 }
             }

@@ -342,6 +342,14 @@ fn bad_sweeps_are_refused_before_anything_is_written() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("the list of values is empty"));
 
+    let status = swalp(&["sweep", "status", tmp.path().to_str().unwrap()]);
+    assert_eq!(status.status.code(), Some(2));
+    assert!(
+        stderr(&status).contains("is not a sweep directory"),
+        "{}",
+        stderr(&status)
+    );
+
     // A machine without Slurm: no sbatch on PATH.
     let output = bin()
         .args(["sweep", file_s, "--out", out_s, "--executor", "slurm"])

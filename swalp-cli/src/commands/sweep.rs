@@ -388,7 +388,7 @@ pub fn report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let text = match args.format {
         ReportFormat::Markdown => report.markdown(),
         ReportFormat::Csv => report.csv(),
-        ReportFormat::Json => report.json(),
+        ReportFormat::Json => report.json()?,
     };
     out.write_all(text.as_bytes()).map_err(CliError::Stdout)
 }

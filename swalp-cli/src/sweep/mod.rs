@@ -88,12 +88,18 @@ pub enum SweepError {
         /// A run whose configuration differs.
         run: String,
     },
-    /// The manifest cannot be read or written.
-    Manifest {
+    /// A file of the sweep (the manifest, the report) cannot be read or
+    /// written.
+    File {
         /// The file.
         path: PathBuf,
         /// Why.
         source: experiment::Cause,
+    },
+    /// The directory holds no sweep.
+    NotASweep {
+        /// The directory.
+        dir: PathBuf,
     },
     /// No such entry in the manifest.
     NoSuchRun {
@@ -109,7 +115,11 @@ impl SweepError {
     pub fn is_usage(&self) -> bool {
         match self {
             SweepError::Run { source, .. } => source.is_usage(),
-            SweepError::Manifest { .. } => false,
+            // A missing or malformed sweep.json is the user's (a wrong
+            // DIR); a failing disk is not.
+            SweepError::File { source, .. } => source
+                .downcast_ref::<std::io::Error>()
+                .map_or(true, crate::atomic::io_error_is_users),
             _ => true,
         }
     }
@@ -127,9 +137,17 @@ impl fmt::Display for SweepError {
                  afresh)",
                 dir.display()
             ),
-            SweepError::Manifest { path, source } => {
-                write!(f, "sweep manifest {}: {source}", path.display())
+            SweepError::File { path, source } => {
+                let reason = source.to_string();
+                let reason = reason.lines().next().unwrap_or("").trim();
+                write!(f, "{}: {reason}", path.display())
             }
+            SweepError::NotASweep { dir } => write!(
+                f,
+                "{} is not a sweep directory (it has no {MANIFEST}); give the --out of a \
+                 `swalp-cli sweep`",
+                dir.display()
+            ),
             SweepError::NoSuchRun { index, runs } => write!(
                 f,
                 "the sweep has no run {index}; its runs are 0..{}",
@@ -143,7 +161,7 @@ impl std::error::Error for SweepError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SweepError::Run { source, .. } => Some(source.as_ref()),
-            SweepError::Manifest { source, .. } => Some(source.as_ref()),
+            SweepError::File { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }
@@ -505,7 +523,7 @@ impl Plan {
                 });
             }
         }
-        let workdir = std::env::current_dir().map_err(|e| SweepError::Manifest {
+        let workdir = std::env::current_dir().map_err(|e| SweepError::File {
             path: PathBuf::from("."),
             source: e.into(),
         })?;
@@ -523,11 +541,16 @@ impl Plan {
     /// Reads `DIR/sweep.json`.
     pub fn read(dir: &Path) -> Result<Plan, SweepError> {
         let path = dir.join(MANIFEST);
-        let error = |e: experiment::Cause| SweepError::Manifest {
+        let error = |e: experiment::Cause| SweepError::File {
             path: path.clone(),
             source: e,
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| error(e.into()))?;
+        let text = match std::fs::read_to_string(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SweepError::NotASweep { dir: dir.into() })
+            }
+            other => other.map_err(|e| error(e.into()))?,
+        };
         serde_json::from_str(&text).map_err(|e| error(e.into()))
     }
 
@@ -536,7 +559,7 @@ impl Plan {
     /// `force`.
     pub fn write(&self, dir: &Path, force: bool) -> Result<(), SweepError> {
         let path = dir.join(MANIFEST);
-        let error = |e: experiment::Cause| SweepError::Manifest {
+        let error = |e: experiment::Cause| SweepError::File {
             path: path.clone(),
             source: e,
         };

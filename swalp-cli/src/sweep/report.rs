@@ -209,8 +209,11 @@ impl Report {
     }
 
     /// The report as JSON.
-    pub fn json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+    pub fn json(&self) -> Result<String, SweepError> {
+        serde_json::to_string_pretty(self).map_err(|e| SweepError::File {
+            path: "report.json".into(),
+            source: e.into(),
+        })
     }
 
     /// `curves.svg`: the mean test error against epoch of every grid
@@ -288,18 +291,18 @@ impl Report {
     /// Writes `report.md`, `report.csv`, `report.json` and `curves.svg`
     /// into `dir`, each atomically.
     pub fn write(&self, dir: &Path) -> Result<(), SweepError> {
-        let svg = self.curves_svg().map_err(|e| SweepError::Manifest {
+        let svg = self.curves_svg().map_err(|e| SweepError::File {
             path: dir.join("curves.svg"),
             source: e.into(),
         })?;
         for (name, text) in [
             ("report.md", self.markdown()),
             ("report.csv", self.csv()),
-            ("report.json", self.json()),
+            ("report.json", self.json()?),
             ("curves.svg", svg),
         ] {
             let path = dir.join(name);
-            crate::atomic::write(&path, text.as_bytes()).map_err(|e| SweepError::Manifest {
+            crate::atomic::write(&path, text.as_bytes()).map_err(|e| SweepError::File {
                 path,
                 source: e.into(),
             })?;

@@ -38,5 +38,5 @@ pub mod presets;
 pub use block::{BlockFloat, SmallBlock};
 pub use fixed::FixedPoint;
 pub use float::{FloatFormat, Overflow, Specials};
-pub use mx::{MxElem, MxFormat};
+pub use mx::{MxElem, MxFormat, ScaleRule};
 pub use swalp_core::block::Block;

@@ -219,6 +219,78 @@ pub struct MxFormat {
     elem: MxElem,
     block_size: usize,
     dim: i64,
+    rule: ScaleRule,
+}
+
+/// How a block's shared exponent follows from its largest magnitude `m`
+/// (an f32), as torchao 0.18's `ScaleCalculationMode` of the same name
+/// computes it; `emax` is the element's largest power-of-two exponent and
+/// the result is clamped to E8M0's `[-127, 127]`.
+///
+/// - `Floor` (the OCP rule): `floor(log2 m) - emax`. Elements may exceed the
+///   element maximum by up to 2× and saturate.
+/// - `Ceil`: `ceil(log2 m) - emax`: no element saturates, at the cost of
+///   one bit of range for blocks whose maximum is not a power of two.
+/// - `Even`: `m` first rounded to the element's mantissa width (half up, on
+///   its f32 bits: `(bits + 2^(22 - mbits)) & 0x7F800000`), then `Floor`; a
+///   maximum that rounds past `f32::MAX` makes the block NaN.
+/// - `Rceil` (NVIDIA's cuBLAS rule): `ceil(log2(m / max_elem))`, where
+///   `max_elem` is the element's largest value, computed as torchao 0.18's
+///   eager path does: the quotient in f32 and its `log2` rounded to f32
+///   before the ceil. A quotient just above `2^k` (by less than about half
+///   an f32 ulp of `k`, so only for `|k| >= 4`) then takes exponent `k`, and
+///   the block's largest element saturates at `max_elem`.
+///
+/// ```
+/// use swalp_formats::{MxElem, MxFormat, ScaleRule};
+/// let f = |rule| MxFormat::new(MxElem::Fp4E2m1, 32, -1).unwrap().with_scale_rule(rule);
+/// // max 5.0 = 1.25 · 2^2; E2M1's emax is 2, its max 6.
+/// assert_eq!(f(ScaleRule::Floor).shared_exponent(5.0), Some(0));
+/// assert_eq!(f(ScaleRule::Ceil).shared_exponent(5.0), Some(1));
+/// // 1.25 rounds to 1.5 at E2M1's one mantissa bit: no carry.
+/// assert_eq!(f(ScaleRule::Even).shared_exponent(5.0), Some(0));
+/// assert_eq!(f(ScaleRule::Even).shared_exponent(7.0), Some(1));
+/// // 5 / 6 < 1: 2^0 suffices.
+/// assert_eq!(f(ScaleRule::Rceil).shared_exponent(5.0), Some(0));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScaleRule {
+    /// `floor(log2 max) - emax`, the OCP rule.
+    #[default]
+    Floor,
+    /// `ceil(log2 max) - emax`.
+    Ceil,
+    /// The maximum rounded to the element's mantissa width, then floor.
+    Even,
+    /// `ceil(log2(max / max_elem))` in f32.
+    Rceil,
+}
+
+impl ScaleRule {
+    /// The rules by spec name.
+    pub const NAMES: [&'static str; 4] = ["floor", "ceil", "even", "rceil"];
+
+    /// The spec name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScaleRule::Floor => "floor",
+            ScaleRule::Ceil => "ceil",
+            ScaleRule::Even => "even",
+            ScaleRule::Rceil => "rceil",
+        }
+    }
+
+    /// The rule of a spec name.
+    pub fn from_name(name: &str) -> Option<ScaleRule> {
+        [
+            ScaleRule::Floor,
+            ScaleRule::Ceil,
+            ScaleRule::Even,
+            ScaleRule::Rceil,
+        ]
+        .into_iter()
+        .find(|r| r.name() == name)
+    }
 }
 
 impl MxFormat {
@@ -230,7 +302,19 @@ impl MxFormat {
             elem,
             block_size,
             dim,
+            rule: ScaleRule::Floor,
         })
+    }
+
+    /// This format with another rule for the shared scale.
+    pub fn with_scale_rule(mut self, rule: ScaleRule) -> Self {
+        self.rule = rule;
+        self
+    }
+
+    /// The rule for the shared scale.
+    pub fn scale_rule(&self) -> ScaleRule {
+        self.rule
     }
 
     /// The element type.
@@ -249,17 +333,45 @@ impl MxFormat {
     }
 
     /// The exponent `s` of the shared scale `X = 2^s` of a block whose
-    /// largest magnitude is `max_abs`, or `None` (the NaN scale) when
-    /// `max_abs` is not finite.
+    /// largest magnitude is `max_abs`, by the format's [`ScaleRule`]
+    /// (computed exactly; for `f32` maxima this is what torchao computes on
+    /// their bits); `None` (the NaN scale) when `max_abs` is not finite.
     pub fn shared_exponent(&self, max_abs: f64) -> Option<i32> {
         if !max_abs.is_finite() {
-            None
-        } else if max_abs == 0.0 {
-            Some(SCALE_EXP_MIN)
-        } else {
-            // Subnormal doubles read as 2^-1023, below every unclamped scale.
-            Some((exponent(max_abs) - self.elem.emax()).clamp(SCALE_EXP_MIN, SCALE_EXP_MAX))
+            return None;
         }
+        let emax = self.elem.emax();
+        // Zero reads as 2^-1000, below every unclamped scale (f32
+        // subnormals are normal doubles and keep their exponent).
+        let e = if max_abs == 0.0 {
+            -1000
+        } else {
+            exponent(max_abs).max(-1000)
+        };
+        let above = |m: f64, e: i32| i32::from(m > pow2(e));
+        let s = match self.rule {
+            ScaleRule::Floor => e - emax,
+            ScaleRule::Ceil => e + above(max_abs, e) - emax,
+            ScaleRule::Even => {
+                let mbits = self.elem.man_bits() as i32;
+                // The mantissa rounded half up to the element's width.
+                let steps = (max_abs / pow2(e - mbits) + 0.5).floor();
+                let e = e + i32::from(steps >= pow2(mbits + 1));
+                // torchao: an f32 maximum that rounds to 2^128 is infinite.
+                if e >= 128 && max_abs <= f64::from(f32::MAX) {
+                    return None;
+                }
+                e - emax
+            }
+            ScaleRule::Rceil => {
+                // As torchao's eager path: the quotient in f32, its log2
+                // rounded to f32, then ceil (-inf for zero clamps below).
+                let d = (max_abs as f32) / self.elem.max_value() as f32;
+                let log2 = f64::from(d).log2() as f32;
+                log2.ceil().clamp(-1000.0, 1000.0) as i32
+            }
+        };
+        Some(s.clamp(SCALE_EXP_MIN, SCALE_EXP_MAX))
     }
 
     /// The blocks of a tensor of `shape`: groups of `block_size` along
@@ -327,6 +439,7 @@ impl MxFormat {
         ELEM.put(&mut t, self.elem.name());
         BLOCK_SIZE.put(&mut t, self.block_size as i64);
         DIM.put(&mut t, self.dim);
+        SCALE_RULE.put(&mut t, self.rule.name());
         t
     }
 
@@ -364,7 +477,17 @@ pub const DIM: ParamInfo = ParamInfo::int(
 )
 .default_int(-1);
 
-const PARAMS: &[ParamInfo] = &[ELEM, BLOCK_SIZE, DIM];
+/// `scale_rule`: how the shared scale follows from the block maximum.
+pub const SCALE_RULE: ParamInfo = ParamInfo::choice(
+    "scale_rule",
+    &ScaleRule::NAMES,
+    "how a block's scale follows from its largest magnitude: the OCP rule \
+     floor(log2 max) - emax, or torchao's ceil, even (max rounded to the element's \
+     mantissa first) and rceil (ceil(log2(max / max_elem)), NVIDIA's)",
+)
+.default_str("floor");
+
+const PARAMS: &[ParamInfo] = &[ELEM, BLOCK_SIZE, DIM, SCALE_RULE];
 
 fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
     let elem = match p.raw(&ELEM) {
@@ -381,7 +504,12 @@ fn build(p: &mut Params<'_>) -> Result<Box<dyn NumberFormat>, SpecError> {
             .ok_or_else(|| invalid(ELEM.name, v, ELEM_ALLOWED))?,
     };
     let block_size = p.int(&BLOCK_SIZE)? as usize;
-    Ok(Box::new(MxFormat::new(elem, block_size, p.int(&DIM)?)?))
+    let rule = p
+        .choice(&SCALE_RULE)
+        .map(|name| ScaleRule::from_name(name).unwrap_or_default())?;
+    Ok(Box::new(
+        MxFormat::new(elem, block_size, p.int(&DIM)?)?.with_scale_rule(rule),
+    ))
 }
 
 swalp_core::register_format!(FormatFactory {

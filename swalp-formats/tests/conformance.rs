@@ -195,6 +195,32 @@ fn mx_element_types() {
     }
 }
 
+/// The other scale rules keep the general properties. Not representability
+/// and idempotence on wild inputs: a block whose maximum is within a factor
+/// of two of `f32::MAX` can round its largest element up to `2^128`, which
+/// is infinite in f32, as in torchao (`mx.rs` tests it); the rules' values
+/// themselves are torchao's bit for bit.
+#[test]
+fn mx_scale_rules() {
+    let reason = "blocks near f32::MAX dequantize to infinity, as in torchao";
+    for rule in ["ceil", "even", "rceil"] {
+        for (elem, lo, hi) in [("fp8_e4m3", -20, 10), ("fp4_e2m1", -8, 4)] {
+            Conformance::new(&format!(
+                r#"{{ format = "mx", elem = "{elem}", scale_rule = "{rule}" }}"#
+            ))
+            .skip(Check::Representable, reason)
+            .skip(Check::Idempotent, reason)
+            .shapes(&[&[1000], &[20, 50]])
+            .stochastic_shape(&[20, 50])
+            .exponents(lo, hi)
+            .nan(Nan::PoisonsBlock)
+            .monotone_anchored(&[8, 64], 1.0, |idx| idx[1] % 32 == 0)
+            .sign_symmetric()
+            .run();
+        }
+    }
+}
+
 #[test]
 fn mx_blocks_along_dim_0() {
     Conformance::new(r#"{ format = "mx", elem = "fp6_e2m3", block_size = 4, dim = 0 }"#)

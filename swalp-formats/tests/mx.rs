@@ -884,7 +884,7 @@ fn params_round_trip_through_the_registry() {
             }
         }
     }
-    // Defaults: block_size 32 and the last dimension.
+    // Defaults: block_size 32, the last dimension, the OCP scale rule.
     let q = quantizer(
         r#"{ format = "mx", elem = "mxint8" }"#,
         NearestEven,
@@ -892,11 +892,11 @@ fn params_round_trip_through_the_registry() {
     );
     assert_eq!(
         q.to_string(),
-        r#"{ format = "mx", elem = "int8", block_size = 32, dim = -1, rounding = "nearest-even" }"#
+        r#"{ format = "mx", elem = "int8", block_size = 32, dim = -1, scale_rule = "floor", rounding = "nearest-even" }"#
     );
     let factory = swalp_core::registry::find("mx").unwrap();
     let keys: Vec<&str> = factory.params.iter().map(|p| p.name).collect();
-    assert_eq!(keys, ["elem", "block_size", "dim"]);
+    assert_eq!(keys, ["elem", "block_size", "dim", "scale_rule"]);
 }
 
 #[test]
@@ -1188,4 +1188,101 @@ fn every_deterministic_mode_matches_the_reference_on_dense_grids() {
             assert_same_slices(&y, &want, &format!("{} {r}", e.name));
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Scale rules against torchao 0.18
+// ---------------------------------------------------------------------------
+
+/// torchao 0.18.0's `to_mx` + `dequantize` for every element type it has
+/// and every `ScaleCalculationMode`, nearest-even (vectors from
+/// `tests/torchao/gen_mx_scale_rules.py`): swalp's native and tensor kernels
+/// equal them bit for bit, on random blocks over 2^±60 and on blocks whose
+/// maximum sits at, or one ulp from, a power of two times the element max.
+#[test]
+fn scale_rules_equal_torchao_0_18() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/torchao/mx_scale_rules.safetensors"
+    );
+    let vectors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut compared = 0;
+    for e in ELEMS.iter().filter(|e| e.name != "int8") {
+        let flat = |key: String| Vec::<f32>::try_from(&vectors[&key].flatten(0, -1)).unwrap();
+        let x = flat(format!("{}.input", e.name));
+        for rule in ["floor", "ceil", "even", "rceil"] {
+            let expected = flat(format!("{}.{rule}", e.name));
+            let spec = format!(
+                r#"{{ format = "mx", elem = "{}", scale_rule = "{rule}" }}"#,
+                e.name
+            );
+            let y = run(&spec, NearestEven, &x, &[x.len() / 32, 32], 0);
+            assert_same_slices(&y, &expected, &format!("{spec} vs torchao"));
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 20);
+}
+
+/// The rules on hand-made E2M1 blocks (max 6, emax 2, one mantissa bit).
+#[test]
+fn scale_rules_on_hand_made_fp4_blocks() {
+    let f = |rule: &str| {
+        MxFormat::new(MxElem::Fp4E2m1, 32, -1)
+            .unwrap()
+            .with_scale_rule(swalp_formats::ScaleRule::from_name(rule).unwrap())
+    };
+    // (max, floor, ceil, even, rceil)
+    for (max, floor, ceil, even, rceil) in [
+        (4.0, 0, 0, 0, 0),  // a power of two: all agree but rceil (4/6 < 1)
+        (5.0, 0, 1, 0, 0),  // 1.25·4: even rounds 1.25 to 1.5, no carry
+        (6.0, 0, 1, 0, 0),  // the element max: rceil fits it exactly
+        (7.0, 0, 1, 1, 1),  // 1.75·4 rounds to 2·4; 7/6 > 1
+        (12.0, 1, 2, 1, 1), // 1.5·8
+        (0.0, -127, -127, -127, -127),
+    ] {
+        let got: Vec<Option<i32>> = ["floor", "ceil", "even", "rceil"]
+            .iter()
+            .map(|r| f(r).shared_exponent(max))
+            .collect();
+        assert_eq!(
+            got,
+            [Some(floor), Some(ceil), Some(even), Some(rceil)],
+            "max {max}"
+        );
+    }
+    // Ceil near f32::MAX: the largest element rounds up to 2^8 · 2^120,
+    // infinite in f32, as torchao dequantizes it (floor saturates instead).
+    let big = [3.3e38f32, 1.0];
+    let y = run(
+        r#"{ format = "mx", elem = "fp8_e4m3", scale_rule = "ceil" }"#,
+        NearestEven,
+        &big,
+        &[2],
+        0,
+    );
+    assert_eq!(y, [f32::INFINITY, 0.0]);
+    let y = run(
+        r#"{ format = "mx", elem = "fp8_e4m3" }"#,
+        NearestEven,
+        &big,
+        &[2],
+        0,
+    );
+    assert_eq!(y[0], 448.0 * 2f32.powi(119));
+    // An f32 maximum that rounds past f32::MAX: the block is NaN, as in
+    // torchao; non-finite maxima always are.
+    assert_eq!(f("even").shared_exponent(f64::from(f32::MAX)), None);
+    assert_eq!(f("ceil").shared_exponent(f64::INFINITY), None);
+    let err = "{ format = \"mx\", elem = \"fp4_e2m1\", scale_rule = \"up\" }"
+        .parse::<Quantizer>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"floor\" | \"ceil\" | \"even\" | \"rceil\""),
+        "{err}"
+    );
 }

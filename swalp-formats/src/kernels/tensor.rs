@@ -115,10 +115,8 @@ pub fn mx(
         i64::from(crate::mx::SCALE_EXP_MIN),
         i64::from(crate::mx::SCALE_EXP_MAX),
     );
-    // Zero (and subnormal) maxima read as exponent -1023 and clamp to 2^-127.
-    let s = exponent(&max_abs)?
-        .f_sub_scalar(i64::from(elem.emax()))?
-        .f_clamp(lo, hi)?;
+    let (s, no_scale) = mx_scale_exponent(format, &max_abs)?;
+    let s = s.f_clamp(lo, hi)?;
     let e = exponent(&flat)?
         .f_sub(&s)?
         .f_clamp(i64::from(elem.emin()), i64::from(elem.emax()))?;
@@ -130,6 +128,53 @@ pub fn mx(
         .f_copysign(&y)?
         .f_where_self(&y.f_abs()?.f_gt_tensor(&limit)?, &y)?;
     let nan = scalar(&flat, f64::NAN)?;
-    let y = nan.f_where_self(&max_abs.f_isfinite()?.f_logical_not()?, &y)?;
+    let y = nan.f_where_self(&no_scale, &y)?;
     Ok(y.f_reshape(x.size())?)
+}
+
+/// The shared exponent of each block from its largest magnitude, by the
+/// format's scale rule, as
+/// [`MxFormat::shared_exponent`](crate::mx::MxFormat::shared_exponent)
+/// computes it; with the blocks that get the NaN scale.
+fn mx_scale_exponent(format: &crate::mx::MxFormat, max_abs: &Tensor) -> Result<(Tensor, Tensor)> {
+    use crate::mx::ScaleRule;
+    let elem = format.elem();
+    let emax = i64::from(elem.emax());
+    // Zero (exponent -1023) reads as 2^-1000, below every unclamped scale.
+    let floor_log2 = |m: &Tensor| -> Result<Tensor> { Ok(exponent(m)?.f_clamp_min(-1000)?) };
+    let above = |m: &Tensor, e: &Tensor| -> Result<Tensor> {
+        Ok(m.f_gt_tensor(&pow2(e)?)?.f_to_kind(Kind::Int64)?)
+    };
+    let e = floor_log2(max_abs)?;
+    let no_scale = max_abs.f_isfinite()?.f_logical_not()?;
+    Ok(match format.scale_rule() {
+        ScaleRule::Floor => (e.f_sub_scalar(emax)?, no_scale),
+        ScaleRule::Ceil => (e.f_add(&above(max_abs, &e)?)?.f_sub_scalar(emax)?, no_scale),
+        ScaleRule::Even => {
+            let mbits = i64::from(elem.man_bits());
+            let steps = max_abs
+                .f_div(&pow2(&e.f_sub_scalar(mbits)?)?)?
+                .f_add_scalar(0.5)?
+                .f_floor()?;
+            let carry = steps
+                .f_ge((1i64 << (mbits + 1)) as f64)?
+                .f_to_kind(Kind::Int64)?;
+            let e = e.f_add(&carry)?;
+            let overflow = e
+                .f_ge(128)?
+                .f_logical_and(&max_abs.f_le(f64::from(f32::MAX))?)?;
+            (e.f_sub_scalar(emax)?, no_scale.f_logical_or(&overflow)?)
+        }
+        ScaleRule::Rceil => {
+            let log2 = max_abs
+                .f_to_kind(Kind::Float)?
+                .f_div_scalar(elem.max_value())?
+                .f_to_kind(Kind::Double)?
+                .f_log2()?
+                .f_to_kind(Kind::Float)?
+                .f_ceil()?
+                .f_clamp(-1000.0, 1000.0)?;
+            (log2.f_to_kind(Kind::Int64)?, no_scale)
+        }
+    })
 }

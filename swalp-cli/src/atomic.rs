@@ -109,6 +109,24 @@ pub fn is_abandoned(path: &Path) -> bool {
     }
 }
 
+/// Opens (creating it if needed) the lock file at `path` and tries to take
+/// its exclusive advisory lock without waiting: the file, holding the lock
+/// until dropped, or `None` when another process holds it. Where advisory
+/// locks do not exist the file is returned unlocked.
+pub fn lock_file(path: &Path) -> io::Result<Option<File>> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match try_lock_exclusive(&file) {
+        Ok(true) => Ok(Some(file)),
+        Ok(false) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(Some(file)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Takes an exclusive advisory lock (`flock`) on `file` without waiting:
 /// `Ok(true)` if taken (held until every handle to this open file is
 /// closed), `Ok(false)` if another open file holds it.

@@ -106,18 +106,6 @@ fn read_result(path: &Path) -> Result<Value, CliError> {
     serde_json::from_str(&text).map_err(|e| unreadable(e.into()))
 }
 
-/// Mean and sample standard deviation.
-fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = if values.len() > 1 {
-        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
 /// The paper's table row: mean ± std over seeds of the test error of the
 /// SGD iterate and of the SWA average, as the paper defines them
 /// (`result.json`'s `paper` section).
@@ -128,14 +116,9 @@ fn summarize(name: &str, results: &[(u64, Value)]) -> Value {
             .filter_map(|(_, r)| r["paper"][which]["test_error"].as_f64())
             .collect()
     };
-    let stat = |which: &str| {
-        let e = errors(which);
-        if e.is_empty() {
-            Value::Null
-        } else {
-            let (mean, std) = mean_std(&e);
-            json!({ "test_error_mean": mean, "test_error_std": std, "runs": e.len() })
-        }
+    let stat = |which: &str| match crate::sweep::report::Stat::of(&errors(which)) {
+        None => Value::Null,
+        Some(s) => json!({ "test_error_mean": s.mean, "test_error_std": s.std, "runs": s.n }),
     };
     json!({
         "experiment": name,
@@ -240,13 +223,5 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_786), (2026, 11, 29));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
-
-    #[test]
-    fn mean_and_sample_std() {
-        let (m, s) = mean_std(&[6.0, 7.0, 8.0]);
-        assert_eq!(m, 7.0);
-        assert!((s - 1.0).abs() < 1e-12);
-        assert_eq!(mean_std(&[3.0]), (3.0, 0.0));
     }
 }

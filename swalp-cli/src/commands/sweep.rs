@@ -105,20 +105,16 @@ fn print_runs(plan: &Plan, out: &mut dyn Write) -> Result<(), CliError> {
 /// directory.
 fn lock_sweep(dir: &Path) -> Result<File, CliError> {
     let path = dir.join(SWEEP_LOCK);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| CliError::write(&path, &e))?;
-    match crate::atomic::try_lock_exclusive(&file) {
-        Ok(false) => Err(CliError::Usage(format!(
-            "another sweep command is driving {}; wait for it or use `swalp-cli sweep status {}`",
-            dir.display(),
-            dir.display()
-        ))),
-        _ => Ok(file),
-    }
+    crate::atomic::lock_file(&path)
+        .map_err(|e| CliError::write(&path, &e))?
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "another sweep command is driving {}; wait for it or use `swalp-cli sweep \
+                 status {}`",
+                dir.display(),
+                dir.display()
+            ))
+        })
 }
 
 fn default_jobs() -> usize {

@@ -245,6 +245,11 @@ impl Reader<'_> {
         let actual = std::fs::metadata(path)
             .map_err(|e| self.error(path, FileProblem::Unreadable(e)))?
             .len();
+        self.compare_length(path, expected, actual)
+    }
+
+    /// A file of `actual` bytes where its header says `expected`.
+    fn compare_length(&self, path: &Path, expected: u64, actual: u64) -> Result<(), DataError> {
         match actual.cmp(&expected) {
             std::cmp::Ordering::Less => {
                 Err(self.error(path, FileProblem::Truncated { expected, actual }))
@@ -298,17 +303,7 @@ impl Reader<'_> {
         header_len: u64,
         data_len: u64,
     ) -> Result<(), DataError> {
-        let expected = header_len + data_len;
-        let actual = bytes.len() as u64;
-        match actual.cmp(&expected) {
-            std::cmp::Ordering::Less => {
-                Err(self.error(path, FileProblem::Truncated { expected, actual }))
-            }
-            std::cmp::Ordering::Greater => {
-                Err(self.error(path, FileProblem::TrailingData { expected, actual }))
-            }
-            std::cmp::Ordering::Equal => Ok(()),
-        }
+        self.compare_length(path, header_len + data_len, bytes.len() as u64)
     }
 
     /// The images of an images file.

@@ -9,7 +9,7 @@
 //! them. A directory the claim created and the run never wrote into is
 //! removed again when the run fails.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -91,21 +91,17 @@ impl RunDir {
             .map(Path::to_path_buf);
         fs::create_dir_all(path).map_err(|e| output_error(path, e))?;
         let lock_path = path.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| output_error(&lock_path, e))?;
+        let Some(lock) =
+            crate::atomic::lock_file(&lock_path).map_err(|e| output_error(&lock_path, e))?
+        else {
+            // Not ours to remove, even if we created it a moment ago.
+            return Err(problem(ClaimProblem::Busy));
+        };
         let dir = RunDir {
             path: path.into(),
             _lock: lock,
             created,
         };
-        if !try_lock(&dir._lock).map_err(|e| output_error(&lock_path, e))? {
-            // Not ours to remove, even if we created it a moment ago.
-            return Err(problem(ClaimProblem::Busy));
-        }
         dir.remove_debris()?;
         match claim {
             Claim::Resume => {}
@@ -210,16 +206,6 @@ fn remove_any(path: &Path) -> Result<(), ExperimentError> {
         fs::remove_file(path)
     };
     removed.map_err(|e| output_error(path, e))
-}
-
-/// Takes the directory's lock without waiting: `Ok(false)` when another
-/// process holds it. Where advisory locks do not exist the directory is not
-/// protected against a second run.
-fn try_lock(file: &File) -> io::Result<bool> {
-    match crate::atomic::try_lock_exclusive(file) {
-        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(true),
-        other => other,
-    }
 }
 
 #[cfg(test)]

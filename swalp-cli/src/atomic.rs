@@ -59,11 +59,14 @@ impl TempFile {
     }
 }
 
+/// What marks a [`TempFile`]'s name, after `.{target name}`.
+pub const TEMP_MARKER: &str = ".swalp-tmp-";
+
 /// The name prefix of `target`'s temporary files: `.{target name}.swalp-tmp-`.
 fn temp_prefix(target: &Path) -> OsString {
     let mut prefix = OsString::from(".");
     prefix.push(target.file_name().unwrap_or_default());
-    prefix.push(".swalp-tmp-");
+    prefix.push(TEMP_MARKER);
     prefix
 }
 

@@ -46,7 +46,7 @@ pub fn run(args: &SweepArgs, out: &mut dyn Write) -> Result<(), CliError> {
             let submitted = slurm::submit(dir, &plan, jobs)?;
             let Some(job) = submitted else {
                 writeln!(out, "every run of the sweep is done").map_err(CliError::Stdout)?;
-                return finish(dir, &plan, out);
+                return finish(dir, out);
             };
             writeln!(
                 out,
@@ -67,7 +67,7 @@ pub fn run(args: &SweepArgs, out: &mut dyn Write) -> Result<(), CliError> {
             slurm::wait(dir, &plan, &job)?;
         }
     }
-    finish(dir, &plan, out)
+    finish(dir, out)
 }
 
 /// The plan of `args`: the file's [sweep] table, overridden by the command
@@ -122,17 +122,13 @@ fn default_jobs() -> usize {
 }
 
 /// Writes the report, prints the table, and fails when runs failed.
-fn finish(dir: &Path, plan: &Plan, out: &mut dyn Write) -> Result<(), CliError> {
+fn finish(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     let report = Report::read(dir)?;
     report.write(dir)?;
     out.write_all(report.markdown().as_bytes())
         .map_err(CliError::Stdout)?;
     writeln!(out, "report in {}", dir.join("report.md").display()).map_err(CliError::Stdout)?;
-    let failed = plan
-        .runs
-        .iter()
-        .filter(|r| run_state(dir, r) != RunState::Done)
-        .count();
+    let failed = report.rows.iter().map(|r| r.runs - r.done).sum::<usize>();
     if failed > 0 {
         return Err(CliError::SweepFailed {
             failed,

@@ -1,15 +1,63 @@
 //! What an experiment builds that both a run and its [`check`](super::check)
-//! need: the device and the optimizer.
+//! need: the device, and the models, optimizer and average for a data shape.
 
-use swalp_core::hook::SharedRng;
+use swalp_core::hook::{shared_rng, SharedRng};
 use swalp_core::optim::{
     Adam, AdamConfig, LowPrecision, OptimQuantizers, Optimizer, Sgd, SgdConfig,
 };
+use swalp_core::points::PointConfig;
+use swalp_core::swa::Swa;
 use swalp_core::tch::{self, Device};
 
 use super::config::{DeviceChoice, Experiment, OptimName};
 use super::ExperimentError;
-use crate::models::Model;
+use crate::models::{self, weights, Inputs, Model};
+
+/// What a run trains: the model, the model the average is evaluated in, the
+/// optimizer, the average (when SWA is on) and the quantizers' generator.
+pub(super) struct Parts {
+    pub model: Model,
+    pub averaged: Model,
+    pub optimizer: Box<dyn Optimizer>,
+    pub swa: Option<Swa>,
+    pub rng: SharedRng,
+}
+
+/// Builds `exp`'s [`Parts`] for `inputs` on `device`. Initial weights come
+/// from libtorch's generator: seed it first.
+pub(super) fn parts(
+    exp: &Experiment,
+    inputs: &Inputs,
+    device: Device,
+) -> Result<Parts, ExperimentError> {
+    let points = exp.points();
+    let rng = shared_rng(exp.experiment.seed);
+    let model = models::build(&exp.model, inputs, points, rng.clone(), device)?;
+    // Before the optimizer, whose accumulators copy the initial weights.
+    if let Some(path) = &exp.model.init {
+        weights::load(&model, path)?;
+    }
+    let averaged_points = if exp.swa.eval_quantized {
+        points.clone()
+    } else {
+        PointConfig::full_precision()
+    };
+    let averaged = models::build(&exp.model, inputs, &averaged_points, rng.clone(), device)?;
+    let mut quant = OptimQuantizers::from_points(points);
+    quant.grad_scale = exp.optim.grad_scale;
+    let optimizer = optimizer(exp, &model, quant, rng.clone());
+    let swa = exp.swa.enabled().then(|| {
+        Swa::new(&LowPrecision::<SgdConfig>::trainable(&model.vs))
+            .with_quantizer(exp.swa.quantizer().cloned())
+    });
+    Ok(Parts {
+        model,
+        averaged,
+        optimizer,
+        swa,
+        rng,
+    })
+}
 
 /// The device `experiment.device` names, if this machine has it.
 pub(super) fn device(choice: DeviceChoice) -> Result<Device, ExperimentError> {
@@ -25,7 +73,7 @@ pub(super) fn device(choice: DeviceChoice) -> Result<Device, ExperimentError> {
 
 /// The optimizer an experiment asks for, over `model`'s trainable
 /// variables.
-pub(super) fn optimizer(
+fn optimizer(
     exp: &Experiment,
     model: &Model,
     quant: OptimQuantizers,

@@ -1,16 +1,14 @@
 //! [`check`]: everything a run builds from an experiment, built and tried
 //! once, without training or writing anything.
 
-use swalp_core::hook::shared_rng;
-use swalp_core::optim::{LowPrecision, OptimQuantizers, SgdConfig};
-use swalp_core::swa::Swa;
+use swalp_core::optim::{LowPrecision, SgdConfig};
 use swalp_core::tch::{self, nn::ModuleT, Device, Kind, Tensor};
 
 use super::build;
 use super::config::Experiment;
 use super::ExperimentError;
 use crate::data::{self, Task};
-use crate::models::{self, weights, Inputs, Model};
+use crate::models::{Inputs, Model};
 
 /// Examples in the trial step of [`check`] (fewer when the training set or
 /// the batch is smaller).
@@ -78,22 +76,18 @@ fn trial_forward(model: &Model, x: &Tensor, train: bool) -> Result<Tensor, Exper
 
 /// One step of a throwaway model on the CPU ([`check`]).
 fn trial_step(exp: &Experiment, shape: &data::DataShape) -> Result<(), ExperimentError> {
-    let seed = exp.experiment.seed;
-    let points = exp.points().clone();
-    let rng = shared_rng(seed);
     let inputs = Inputs {
         shape: shape.input.clone(),
         task: shape.task,
     };
     let device = Device::Cpu;
-    let model = models::build(&exp.model, &inputs, &points, rng.clone(), device)?;
-    if let Some(path) = &exp.model.init {
-        weights::load(&model, path)?;
-    }
-    let averaged = models::build(&exp.model, &inputs, &points, rng.clone(), device)?;
-    let mut quant = OptimQuantizers::from_points(&points);
-    quant.grad_scale = exp.optim.grad_scale;
-    let mut optimizer = build::optimizer(exp, &model, quant, rng.clone());
+    let build::Parts {
+        model,
+        averaged,
+        mut optimizer,
+        mut swa,
+        rng,
+    } = build::parts(exp, &inputs, device)?;
     let n = TRIAL_BATCH
         .min(exp.train.batch_size as i64)
         .min(shape.train_len);
@@ -105,8 +99,6 @@ fn trial_step(exp: &Experiment, shape: &data::DataShape) -> Result<(), Experimen
     } else {
         vec![n]
     };
-    let mut swa = Swa::new(&LowPrecision::<SgdConfig>::trainable(&model.vs))
-        .with_quantizer(exp.swa.quantizer().cloned());
     for n in sizes {
         let mut dims = vec![n];
         dims.extend(&shape.input);
@@ -121,10 +113,14 @@ fn trial_step(exp: &Experiment, shape: &data::DataShape) -> Result<(), Experimen
         optimizer.zero_grad();
         loss.f_backward()?;
         optimizer.step()?;
-        swa.update(&LowPrecision::<SgdConfig>::trainable(&model.vs), &rng)?;
-        swa.copy_to(&averaged.vs)?;
+        // Evaluated as a run evaluates: the iterate, and the average.
         let _guard = tch::no_grad_guard();
-        let _ = trial_forward(&averaged, &x, false)?;
+        let _ = trial_forward(&model, &x, false)?;
+        if let Some(swa) = swa.as_mut() {
+            swa.update(&LowPrecision::<SgdConfig>::trainable(&model.vs), &rng)?;
+            swa.copy_to(&averaged.vs)?;
+            let _ = trial_forward(&averaged, &x, false)?;
+        }
     }
     Ok(())
 }

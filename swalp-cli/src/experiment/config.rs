@@ -656,23 +656,33 @@ impl<'a> Source<'a> {
     }
 }
 
-/// The line (1-based) of the deepest part of a dotted key (`optim.lr`,
-/// `quant.weight.wl` inside an inline table) present in a TOML text.
-fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
-    let doc = toml_edit::ImDocument::parse(text).ok()?;
+/// How much of a dotted key (`optim.lr`, `quant.weight.wl` inside an
+/// inline table) a TOML text writes: the parts present, from the first,
+/// and the span of the deepest of them.
+fn written_parts(text: &str, dotted: &str) -> (usize, Option<std::ops::Range<usize>>) {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return (0, None);
+    };
     let mut table: &dyn toml_edit::TableLike = doc.as_table();
-    let mut span = None;
+    let (mut found, mut span) = (0, None);
     for part in dotted.split('.') {
         let Some((key, item)) = table.get_key_value(part) else {
             break;
         };
+        found += 1;
         span = key.span().or(span);
         match item.as_table_like() {
             Some(inner) => table = inner,
             None => break,
         }
     }
-    let start = span?.start.min(text.len());
+    (found, span)
+}
+
+/// The line (1-based) of the deepest part of a dotted key present in a
+/// TOML text.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    let start = written_parts(text, dotted).1?.start.min(text.len());
     Some(text[..start].matches('\n').count() + 1)
 }
 
@@ -759,24 +769,7 @@ fn key_at(table: &dyn toml_edit::TableLike, prefix: &str, offset: usize) -> Opti
 
 /// Whether every part of a dotted key is written in a TOML text.
 fn key_written(text: &str, dotted: &str) -> bool {
-    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
-        return false;
-    };
-    let mut table: &dyn toml_edit::TableLike = doc.as_table();
-    let mut parts = dotted.split('.').peekable();
-    while let Some(part) = parts.next() {
-        let Some(item) = table.get(part) else {
-            return false;
-        };
-        if parts.peek().is_none() {
-            return true;
-        }
-        match item.as_table_like() {
-            Some(inner) => table = inner,
-            None => return false,
-        }
-    }
-    false
+    written_parts(text, dotted).0 == dotted.split('.').count()
 }
 
 /// For serde's "unknown field `x`, expected one of `a`, `b`" messages.

@@ -28,9 +28,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use swalp_core::batchnorm::recompute_batchnorm;
-use swalp_core::hook::{shared_rng, SharedRng};
-use swalp_core::optim::{LowPrecision, OptimQuantizers, Optimizer, SgdConfig};
-use swalp_core::points::PointConfig;
+use swalp_core::hook::SharedRng;
+use swalp_core::optim::{LowPrecision, Optimizer, SgdConfig};
 use swalp_core::schedule::LrSchedule;
 use swalp_core::swa::Swa;
 use swalp_core::tch::{self, nn::ModuleT, Device, Kind, Tensor};
@@ -47,7 +46,7 @@ use super::observe::{
 use super::rundir::{Claim, RunDir};
 use super::{CheckpointProblem, ExperimentError, ResumeProblem};
 use crate::data::{self, Dataset, Optimum, Task};
-use crate::models::{self, weights, Inputs, Model};
+use crate::models::{weights, Inputs, Model};
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -283,31 +282,18 @@ impl<'a> Trainer<'a> {
     fn new(exp: &'a Experiment, device: Device, run_dir: &Path) -> Result<Self, ExperimentError> {
         let seed = exp.experiment.seed;
         let data = data::load(&exp.data, seed, exp.optim.weight_decay)?;
-        let points = exp.points().clone();
-        let rng = shared_rng(seed);
         tch::manual_seed(seed as i64);
         let inputs = Inputs {
             shape: data.input_shape(),
             task: data.task,
         };
-        let model = models::build(&exp.model, &inputs, &points, rng.clone(), device)?;
-        // Before the optimizer, whose accumulators copy the initial weights.
-        if let Some(path) = &exp.model.init {
-            weights::load(&model, path)?;
-        }
-        let averaged_points = if exp.swa.eval_quantized {
-            points.clone()
-        } else {
-            PointConfig::full_precision()
-        };
-        let averaged = models::build(&exp.model, &inputs, &averaged_points, rng.clone(), device)?;
-        let mut quant = OptimQuantizers::from_points(&points);
-        quant.grad_scale = exp.optim.grad_scale;
-        let optimizer = build::optimizer(exp, &model, quant, rng.clone());
-        let swa_quant = exp.swa.quantizer().cloned();
-        let swa = exp.swa.enabled().then(|| {
-            Swa::new(&LowPrecision::<SgdConfig>::trainable(&model.vs)).with_quantizer(swa_quant)
-        });
+        let build::Parts {
+            model,
+            averaged,
+            optimizer,
+            swa,
+            rng,
+        } = build::parts(exp, &inputs, device)?;
         let position = Position {
             epoch: 0,
             batch: 0,

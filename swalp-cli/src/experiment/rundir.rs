@@ -45,9 +45,6 @@ pub const RUN_OUTPUTS: [&str; 6] = [
 /// The prefix of TensorBoard event files.
 pub const EVENTS_PREFIX: &str = "events.out.tfevents.";
 
-/// The marker of the temporary files [`crate::atomic`] writes.
-const TEMP_MARKER: &str = ".swalp-tmp-";
-
 /// Why a directory cannot be claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimProblem {
@@ -153,7 +150,7 @@ impl RunDir {
             for entry in read_dir(dir)? {
                 let name = entry.to_string_lossy();
                 let partial = name.starts_with(super::checkpoint::PARTIAL_PREFIX);
-                if partial || (name.starts_with('.') && name.contains(TEMP_MARKER)) {
+                if partial || (name.starts_with('.') && name.contains(crate::atomic::TEMP_MARKER)) {
                     remove_any(&dir.join(&entry))?;
                 }
             }

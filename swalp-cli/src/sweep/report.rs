@@ -70,7 +70,7 @@ pub struct Row {
     /// `paper.swa.test_loss`.
     pub swa_loss: Option<Stat>,
     /// Per epoch: mean test error of the SGD iterate and of the average
-    /// over the finished runs (for the curves).
+    /// over the runs that reached that epoch (for the curves).
     #[serde(skip)]
     pub curves: Vec<(u64, f64, Option<f64>)>,
 }
@@ -91,7 +91,9 @@ impl Report {
     pub fn read(dir: &Path) -> Result<Report, SweepError> {
         let plan = Plan::read(dir)?;
         let mut rows: Vec<Row> = Vec::new();
+        // Per row: every run's epochs, and the results of the finished runs.
         let mut histories: Vec<Vec<Vec<EpochRecord>>> = Vec::new();
+        let mut finished: Vec<Vec<Value>> = Vec::new();
         for run in &plan.runs {
             if rows.last().map(|r| &r.point) != Some(&run.point) {
                 rows.push(Row {
@@ -109,25 +111,26 @@ impl Report {
                     curves: Vec::new(),
                 });
                 histories.push(Vec::new());
+                finished.push(Vec::new());
             }
-            let (Some(row), Some(history)) = (rows.last_mut(), histories.last_mut()) else {
+            let (Some(row), Some(history), Some(results)) =
+                (rows.last_mut(), histories.last_mut(), finished.last_mut())
+            else {
                 continue;
             };
             row.runs += 1;
+            let run_dir = dir.join(&run.dir);
             match run_state(dir, run) {
-                RunState::Done => row.done += 1,
+                RunState::Done => {
+                    row.done += 1;
+                    results.extend(read_json(&run_dir.join("result.json")));
+                }
                 RunState::Failed | RunState::Interrupted => row.failed += 1,
                 RunState::Pending | RunState::Running => row.missing += 1,
             }
-            history.push(read_metrics(&dir.join(&run.dir)));
+            history.push(read_metrics(&run_dir));
         }
-        for (row, history) in rows.iter_mut().zip(&histories) {
-            let results: Vec<Value> = plan
-                .runs
-                .iter()
-                .filter(|r| r.point == row.point && run_state(dir, r) == RunState::Done)
-                .filter_map(|r| read_json(&dir.join(&r.dir).join("result.json")))
-                .collect();
+        for ((row, history), results) in rows.iter_mut().zip(&histories).zip(&finished) {
             row.diverged = results.iter().filter(|r| r["status"] == "diverged").count();
             let stat = |which: &str, what: &str| {
                 let values: Vec<f64> = results

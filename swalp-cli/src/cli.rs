@@ -438,6 +438,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub train: bool,
 
+    /// Time only this format (a quantizer spec such as
+    /// `{ format = "nvfp4" }`; repeat for several). Default: every built-in
+    /// format family.
+    #[arg(long = "format", value_name = "SPEC")]
+    pub formats: Vec<String>,
+
     /// Training steps timed (the median is reported), after two warm-up steps.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub steps: u64,

@@ -1131,8 +1131,8 @@ fn bench_reports_every_format_rounding_and_backend_as_json_lines() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     // The two copies (the warm one is the floor every ratio refers to),
-    // then 6 formats × 2 roundings × 2 backends.
-    assert_eq!(rows.len(), 2 + 6 * 2 * 2);
+    // then 8 formats × 2 roundings × 2 backends.
+    assert_eq!(rows.len(), 2 + 8 * 2 * 2);
     assert_eq!(rows[0]["format"], "copy into a warm buffer");
     assert_eq!(rows[0]["x_copy"], 1.0);
     assert_eq!(rows[1]["format"], "copy into a fresh tensor");
@@ -1147,7 +1147,33 @@ fn bench_reports_every_format_rounding_and_backend_as_json_lines() {
         .iter()
         .map(|r| r["format"]["format"].as_str().unwrap())
         .collect();
-    for f in ["fixed", "float", "bfp", "mx"] {
+    for f in ["fixed", "float", "bfp", "mx", "nvfp4"] {
         assert!(formats.contains(&f), "{f} missing");
     }
+}
+
+#[test]
+fn bench_times_the_formats_asked_for() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
+        .args([
+            "bench",
+            "--elements",
+            "65536",
+            "--json",
+            "--format",
+            r#"{ format = "nvfp4", block = "2d" }"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2 + 2 * 2);
+    assert!(rows[2..]
+        .iter()
+        .all(|r| r["format"]["format"] == "nvfp4" && r["format"]["block"] == "2d"));
+    let out = swalp(&["bench", "--format", r#"{ format = "nvfp5" }"#]);
+    assert_usage_error(&out, &["--format", "nvfp5"]);
 }

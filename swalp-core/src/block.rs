@@ -17,8 +17,8 @@ use crate::spec::{int_in, invalid};
 
 /// Which elements share a scale.
 ///
-/// Spec syntax (TOML): `"tensor"`, `{ dim = D }`, `{ dims = [D, ...] }` or
-/// `{ size = N, dim = D }`.
+/// Spec syntax (TOML): `"tensor"`, `{ dim = D }`, `{ dims = [D, ...] }`,
+/// `{ size = N, dim = D }` or `{ size = [R, C], dims = [D0, D1] }`.
 ///
 /// ```
 /// use swalp_core::block::Block;
@@ -46,11 +46,22 @@ pub enum Block {
         /// The dimension grouped.
         dim: usize,
     },
+    /// Tiles of `size[0] × size[1]` elements over the dimensions `dims[0]`
+    /// and `dims[1]` (distinct), one block per tile and per index in the
+    /// other dimensions; tiles at the ends are smaller when the sizes do not
+    /// divide the dimensions (spec `{ size = [16, 16], dims = [0, 1] }`).
+    /// NVFP4's 2-D weight scaling uses 16 × 16 tiles, so that a matrix and
+    /// its transpose are cut into the same blocks.
+    Tiles {
+        /// Elements per tile along each of `dims`.
+        size: [usize; 2],
+        /// The two dimensions tiled.
+        dims: [usize; 2],
+    },
 }
 
 /// The spec syntax of a [`Block`], for error messages and `formats`.
-pub const BLOCK_SYNTAX: &str =
-    "\"tensor\" | { dim = D } | { dims = [D, ...] } | { size = N, dim = D }";
+pub const BLOCK_SYNTAX: &str = "\"tensor\" | { dim = D } | { dims = [D, ...] } | { size = N, dim = D } | { size = [R, C], dims = [D0, D1] }";
 
 impl Block {
     /// Parses the spec value of the key `key` (named in errors).
@@ -58,6 +69,9 @@ impl Block {
         const KEYS: [&str; 3] = ["dim", "dims", "size"];
         let dim_of = |sub: &str, v: &toml::Value| {
             int_in(&format!("{key}.{sub}"), v, 0..=63).map(|d| d as usize)
+        };
+        let size_of = |v: &toml::Value| {
+            int_in(&format!("{key}.size"), v, 1..=i64::from(u32::MAX)).map(|n| n as usize)
         };
         let table = match value {
             toml::Value::String(s) if s == "tensor" => return Ok(Block::Tensor),
@@ -80,9 +94,21 @@ impl Block {
                     .collect::<Result<_, _>>()?,
             )),
             (Some(d), None, Some(n)) => Ok(Block::Chunks {
-                size: int_in(&format!("{key}.size"), n, 1..=i64::from(u32::MAX))? as usize,
+                size: size_of(n)?,
                 dim: dim_of("dim", d)?,
             }),
+            (None, Some(toml::Value::Array(ds)), Some(toml::Value::Array(ns)))
+                if ds.len() == 2 && ns.len() == 2 =>
+            {
+                let dims = [dim_of("dims", &ds[0])?, dim_of("dims", &ds[1])?];
+                if dims[0] == dims[1] {
+                    return Err(invalid(key, value, "two different dimensions in `dims`"));
+                }
+                Ok(Block::Tiles {
+                    size: [size_of(&ns[0])?, size_of(&ns[1])?],
+                    dims,
+                })
+            }
             _ => Err(invalid(key, value, BLOCK_SYNTAX)),
         }
     }
@@ -101,6 +127,10 @@ impl Block {
                 toml::Value::Array(d.iter().map(|&x| int(x)).collect()),
             )]),
             Block::Chunks { size, dim } => table(vec![("size", int(*size)), ("dim", int(*dim))]),
+            Block::Tiles { size, dims } => table(vec![
+                ("size", toml::Value::Array(size.map(int).to_vec())),
+                ("dims", toml::Value::Array(dims.map(int).to_vec())),
+            ]),
         }
     }
 
@@ -131,24 +161,35 @@ impl Block {
                     magnitude.f_amax(reduced, true)
                 }
             }
-            Block::Chunks { size, dim } => {
-                let size = *size as i64;
-                let moved = magnitude.f_movedim([*dim as i64], [ndim - 1])?;
-                let len = moved.size()[ndim as usize - 1];
-                let groups = (len + size - 1) / size;
-                let padded = moved.f_constant_pad_nd([0, groups * size - len])?;
-                let mut grouped_shape = padded.size();
-                grouped_shape.pop();
-                grouped_shape.extend([groups, size]);
-                let maxima = padded.f_reshape(&grouped_shape)?.f_amax([-1], true)?;
-                maxima
-                    .f_expand(&grouped_shape, false)?
-                    .f_reshape(padded.size())?
-                    .f_narrow(ndim - 1, 0, len)?
-                    .f_movedim([ndim - 1], [*dim as i64])
+            Block::Chunks { size, dim } => chunk_amax(magnitude, *size, *dim),
+            // The largest over chunks along one dimension, then over chunks
+            // of those maxima along the other: the largest over each tile.
+            Block::Tiles { size, dims } => {
+                chunk_amax(&chunk_amax(magnitude, size[0], dims[0])?, size[1], dims[1])
             }
         }
     }
+}
+
+/// The largest element of `magnitude` over each group of `size`
+/// consecutive elements along `dim`, broadcast back to every element of the
+/// group (the last group shorter when `size` does not divide the dimension).
+fn chunk_amax(magnitude: &Tensor, size: usize, dim: usize) -> Result<Tensor, TchError> {
+    let ndim = magnitude.dim() as i64;
+    let size = size as i64;
+    let moved = magnitude.f_movedim([dim as i64], [ndim - 1])?;
+    let len = moved.size()[ndim as usize - 1];
+    let groups = (len + size - 1) / size;
+    let padded = moved.f_constant_pad_nd([0, groups * size - len])?;
+    let mut grouped_shape = padded.size();
+    grouped_shape.pop();
+    grouped_shape.extend([groups, size]);
+    let maxima = padded.f_reshape(&grouped_shape)?.f_amax([-1], true)?;
+    maxima
+        .f_expand(&grouped_shape, false)?
+        .f_reshape(padded.size())?
+        .f_narrow(ndim - 1, 0, len)?
+        .f_movedim([ndim - 1], [dim as i64])
 }
 
 /// A block dimension the tensor does not have.
@@ -261,6 +302,16 @@ impl BlockLayout {
                     .map(|d| (d, if d == *dim { *size } else { 1 }))
                     .collect()
             }
+            Block::Tiles { size, dims } => {
+                check(dims[0])?;
+                check(dims[1])?;
+                (0..shape.len())
+                    .map(|d| match dims.iter().position(|&t| t == d) {
+                        Some(i) => (d, size[i]),
+                        None => (d, 1),
+                    })
+                    .collect()
+            }
         };
         let strides: Vec<usize> = (0..shape.len())
             .map(|d| shape[d + 1..].iter().product())
@@ -369,6 +420,38 @@ impl BlockLayout {
         adjacent && outer.stride * outer.size == self.numel
     }
 
+    /// `Some(n)` when every block is one run of exactly `n` consecutive
+    /// elements (see [`blocks_are_runs`](Self::blocks_are_runs)), so the
+    /// tensor is a sequence of equal blocks: NVFP4's 16 along the last
+    /// dimension, MX's 32 along a last dimension that 32 divides.
+    ///
+    /// ```
+    /// use swalp_core::block::{Block, BlockLayout};
+    /// let runs = |b: Block| BlockLayout::new(&b, &[4, 64]).unwrap().uniform_run();
+    /// assert_eq!(runs(Block::Chunks { size: 16, dim: 1 }), Some(16));
+    /// assert_eq!(runs(Block::Chunks { size: 24, dim: 1 }), None); // 24 + 24 + 16
+    /// assert_eq!(runs(Block::Dims(vec![0])), Some(64));
+    /// ```
+    pub fn uniform_run(&self) -> Option<usize> {
+        self.equal_runs().filter(|_| self.blocks_are_runs())
+    }
+
+    /// `Some(n)` when the tensor is a sequence of runs of exactly `n`
+    /// consecutive elements, each inside one block (a block may hold
+    /// several, as a 16 × 16 tile holds 16 runs of 16): the run starting at
+    /// element `i · n` is in block [`block_of(i · n)`](Self::block_of).
+    ///
+    /// ```
+    /// use swalp_core::block::{Block, BlockLayout};
+    /// let tiles = Block::Tiles { size: [16, 16], dims: [0, 1] };
+    /// assert_eq!(BlockLayout::new(&tiles, &[32, 64]).unwrap().equal_runs(), Some(16));
+    /// assert_eq!(BlockLayout::new(&tiles, &[32, 40]).unwrap().equal_runs(), None);
+    /// ```
+    pub fn equal_runs(&self) -> Option<usize> {
+        let inner = self.terms.first()?;
+        (inner.size % inner.chunk == 0).then(|| inner.stride * inner.chunk)
+    }
+
     /// The length of a full run of consecutive elements sharing a block
     /// (see [`run_end`](Self::run_end)); `usize::MAX` for a single block.
     pub fn typical_run(&self) -> usize {
@@ -474,6 +557,12 @@ mod tests {
                         }
                     })
                     .collect(),
+                Block::Tiles { size, dims } => (0..shape.len())
+                    .map(|d| match dims.iter().position(|&t| t == d) {
+                        Some(i) => coords[d] / size[i],
+                        None => coords[d],
+                    })
+                    .collect(),
             };
             keys.push(key);
         }
@@ -497,6 +586,14 @@ mod tests {
                 }
                 for e in d + 1..shape.len() {
                     blocks.push(Block::Dims(vec![e, d]));
+                    blocks.push(Block::Tiles {
+                        size: [2, 3],
+                        dims: [d, e],
+                    });
+                    blocks.push(Block::Tiles {
+                        size: [1, 2],
+                        dims: [e, d],
+                    });
                 }
             }
             for block in blocks {
@@ -526,6 +623,39 @@ mod tests {
                     assert!(runs, "{block:?} on {shape:?} claims runs");
                 }
             }
+        }
+    }
+
+    /// The tensor kernels' maxima ([`Block::amax`]) equal the native ones
+    /// ([`BlockLayout::maxima`]) for every kind of block, tiles included.
+    #[test]
+    fn tensor_maxima_equal_layout_maxima() {
+        let shape = [5usize, 7, 6];
+        let x: Vec<f32> = (0..5 * 7 * 6)
+            .map(|i| ((i * 7919) % 211) as f32 - 100.0)
+            .collect();
+        let t = Tensor::from_slice(&x).view([5, 7, 6]).abs();
+        for block in [
+            Block::Tensor,
+            Block::Dims(vec![1]),
+            Block::Chunks { size: 4, dim: 2 },
+            Block::Tiles {
+                size: [2, 4],
+                dims: [0, 2],
+            },
+            Block::Tiles {
+                size: [3, 2],
+                dims: [2, 1],
+            },
+        ] {
+            let l = BlockLayout::new(&block, &shape).unwrap();
+            let maxima = l.maxima(&x, crate::kernel::native::abs_bits_nan_zero);
+            let expected: Vec<f32> = (0..x.len())
+                .map(|i| f32::from_bits(maxima[l.block_of(i)]))
+                .collect();
+            let got = block.amax(&t).unwrap().expand([5, 7, 6], false);
+            let got = Vec::<f32>::try_from(got.contiguous().flatten(0, -1)).unwrap();
+            assert_eq!(got, expected, "{block:?}");
         }
     }
 
@@ -570,6 +700,7 @@ mod tests {
             "{ dim = 1 }",
             "{ dims = [0, 2] }",
             "{ size = 32, dim = 0 }",
+            "{ size = [16, 16], dims = [0, 1] }",
         ] {
             let v = toml::from_str::<toml::Table>(&format!("b = {text}")).unwrap()["b"].clone();
             let b = Block::from_toml("block", &v).unwrap();

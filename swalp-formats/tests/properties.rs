@@ -129,6 +129,7 @@ fn block_spec(b: &Block) -> String {
         Block::Dims(d) if d.len() == 1 => format!("{{ dim = {} }}", d[0]),
         Block::Dims(d) => format!("{{ dims = {d:?} }}"),
         Block::Chunks { size, dim } => format!("{{ size = {size}, dim = {dim} }}"),
+        Block::Tiles { size, dims } => format!("{{ size = {size:?}, dims = {dims:?} }}"),
     }
 }
 
@@ -336,6 +337,14 @@ fn block_ids(block: &Block, shape: &[usize]) -> Vec<usize> {
                 .enumerate()
                 .map(|(d, &c)| if d == *dim { c / size } else { c })
                 .collect(),
+            Block::Tiles { size, dims } => idx
+                .iter()
+                .enumerate()
+                .map(|(d, &c)| match dims.iter().position(|&t| t == d) {
+                    Some(i) => c / size[i],
+                    None => c,
+                })
+                .collect(),
         };
         let next = map.len();
         out.push(*map.entry(key).or_insert(next));
@@ -467,7 +476,7 @@ fn bfp_block_fmt(rank: usize) -> impl Strategy<Value = Fmt> {
         2u32..=24,
         1u32..=8,
         any::<bool>(),
-        0u8..4,
+        0u8..5,
         0usize..8,
         0usize..8,
         1usize..=4,
@@ -477,6 +486,11 @@ fn bfp_block_fmt(rank: usize) -> impl Strategy<Value = Fmt> {
                 0 => Block::Tensor,
                 1 => Block::Dims(vec![d1 % rank]),
                 2 => Block::Dims(vec![d1 % rank, d2 % rank]),
+                // Two different dimensions: d1 and one of the others.
+                4 if rank >= 2 => Block::Tiles {
+                    size: [size, 5 - size],
+                    dims: [d1 % rank, (d1 % rank + 1 + d2 % (rank - 1)) % rank],
+                },
                 _ => Block::Chunks {
                     size,
                     dim: d1 % rank,

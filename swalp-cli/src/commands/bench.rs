@@ -28,12 +28,14 @@ use crate::error::CliError;
 
 /// The formats timed: every built-in format family, per tensor and per
 /// dimension 0 for block formats.
-pub const SPECS: [&str; 6] = [
+pub const SPECS: [&str; 8] = [
     r#"{ format = "fixed", wl = 8, fl = 6 }"#,
     r#"{ format = "float", exp = 5, man = 2 }"#,
     r#"{ format = "bfp", wl = 8, block = "tensor" }"#,
     r#"{ format = "bfp", wl = 8, block = { dim = 0 } }"#,
     r#"{ format = "mx", elem = "fp8_e4m3" }"#,
+    r#"{ format = "nvfp4" }"#,
+    r#"{ format = "nvfp4", block = "2d" }"#,
     r#"{ format = "bfloat16" }"#,
 ];
 
@@ -129,15 +131,24 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     // Every native kernel first, then every tensor kernel: the tensor
     // kernels' large f64 temporaries would otherwise churn the allocator and
     // the page cache between native timings.
+    let specs: Vec<&str> = if args.formats.is_empty() {
+        SPECS.to_vec()
+    } else {
+        args.formats.iter().map(String::as_str).collect()
+    };
+    let quantizers = specs
+        .iter()
+        .map(|spec| {
+            spec.parse::<Quantizer>()
+                .map_err(|e| CliError::Usage(format!("--format {spec}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut rng = QuantRng::new(0);
     let mut timed = std::collections::HashMap::new();
     for backend in [Backend::Native, Backend::Tensor] {
-        for spec in SPECS {
+        for (&spec, q) in specs.iter().zip(&quantizers) {
             for rounding in [Rounding::NearestEven, Rounding::STOCHASTIC] {
-                let q: Quantizer = spec
-                    .parse()
-                    .map_err(|e| CliError::Internal(format!("{spec}: {e}")))?;
-                let q = q.with_rounding(rounding).with_backend(backend);
+                let q = q.clone().with_rounding(rounding).with_backend(backend);
                 let mut failed = None;
                 let time = best_of(|| {
                     if let Err(e) = q.quantize_into(&x, &mut warm, &mut rng) {
@@ -151,7 +162,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
             }
         }
     }
-    for spec in SPECS {
+    for &spec in &specs {
         for rounding in [Rounding::NearestEven, Rounding::STOCHASTIC] {
             for backend in [Backend::Native, Backend::Tensor] {
                 let spec_value: toml::Value =
@@ -198,7 +209,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
         ),
     )?;
     // Rows 2.. come in (native, tensor) pairs per spec and rounding.
-    for (pair, spec) in rows[2..].chunks(2).zip(SPECS.iter().flat_map(|s| [s, s])) {
+    for (pair, spec) in rows[2..].chunks(2).zip(specs.iter().flat_map(|s| [s, s])) {
         let cell = |row: &serde_json::Value| {
             let ns = row["ns_per_elem"].as_f64().unwrap_or(f64::NAN);
             (ns, ns / copy_ns)

@@ -380,6 +380,272 @@ unsafe fn map_simd_avx512<F: ElementFn>(input: &[f32], out: &mut [f32], first: u
     map_simd_plain(input, out, first, f)
 }
 
+/// What [`map_runs_simd`] does with a run of elements sharing a block: the
+/// scale its largest key gives, and the element function of that scale.
+pub trait RunFn: Sync {
+    /// A run's scale.
+    type Scale: Copy + Default;
+    /// The element function of one run.
+    type Element: ElementFn;
+
+    /// The scale of a run whose largest key is `max_key`. Called in a loop
+    /// over the runs of a chunk, which the compiler vectorises when this is
+    /// branch-free.
+    fn scale(&self, max_key: u32) -> Self::Scale;
+
+    /// The element function of a run of scale `scale`.
+    fn element(&self, scale: Self::Scale) -> Self::Element;
+}
+
+/// Rounds `input` as consecutive runs of `run` elements (the last possibly
+/// shorter), each run by the element function of the scale of its largest
+/// `key`: `out[j] = f.element(f.scale(max)).apply(first + j, input[j])`.
+/// For block formats whose blocks are short equal runs (NVFP4's 16, MX's
+/// 32): the maxima of all runs, then all their scales, then the elements,
+/// each a vectorised loop compiled for the best instruction set as
+/// [`map_simd`] is, rather than one dispatched call per block.
+#[inline(always)]
+pub fn map_runs_simd<F: RunFn, K: Fn(f32) -> u32>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    run: usize,
+    key: K,
+    f: &F,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+        {
+            // SAFETY: the CPU supports these features.
+            return unsafe { map_runs_avx512(input, out, first, run, key, f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2.
+            return unsafe { map_runs_avx2(input, out, first, run, key, f) };
+        }
+    }
+    map_runs_plain(input, out, first, run, key, f)
+}
+
+#[inline(always)]
+fn map_runs_plain<F: RunFn, K: Fn(f32) -> u32>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    run: usize,
+    key: K,
+    f: &F,
+) {
+    // Runs of a length known at compile time are one or two vector
+    // registers each, with no loop overhead per run.
+    match run {
+        16 => map_runs_of::<16, F, K>(input, out, first, key, f),
+        32 => map_runs_of::<32, F, K>(input, out, first, key, f),
+        _ => map_runs_dynamic(input, out, first, run.max(1), key, f),
+    }
+}
+
+#[inline(always)]
+fn map_runs_of<const N: usize, F: RunFn, K: Fn(f32) -> u32>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    key: K,
+    f: &F,
+) {
+    let n = input.len().min(out.len());
+    let whole = n / N * N;
+    let (inp, tail_in) = input[..n].split_at(whole);
+    let (outp, tail_out) = out[..n].split_at_mut(whole);
+    // Plain loops rather than iterator adapters, so that everything is
+    // inlined into the caller compiled for the vector instruction set.
+    let runs = whole / N;
+    let mut maxima = vec![0u32; runs];
+    for (i, max) in maxima.iter_mut().enumerate() {
+        let run = &inp[i * N..i * N + N];
+        let mut m = 0u32;
+        for &v in run {
+            m = m.max(key(v));
+        }
+        *max = m;
+    }
+    let mut scales = vec![F::Scale::default(); runs];
+    for i in 0..runs {
+        scales[i] = f.scale(maxima[i]);
+    }
+    for i in 0..runs {
+        let e = f.element(scales[i]);
+        let base = first.wrapping_add((i * N) as u32);
+        let (run_in, run_out) = (&inp[i * N..i * N + N], &mut outp[i * N..i * N + N]);
+        for j in 0..N {
+            run_out[j] = e.apply(base.wrapping_add(j as u32), run_in[j]);
+        }
+    }
+    map_runs_dynamic(
+        tail_in,
+        tail_out,
+        first.wrapping_add(whole as u32),
+        N,
+        key,
+        f,
+    );
+}
+
+#[inline(always)]
+fn map_runs_dynamic<F: RunFn, K: Fn(f32) -> u32>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    run: usize,
+    key: K,
+    f: &F,
+) {
+    for (i, (inp, outp)) in input.chunks(run).zip(out.chunks_mut(run)).enumerate() {
+        let max = inp.iter().fold(0u32, |m, &v| m.max(key(v)));
+        let e = f.element(f.scale(max));
+        let base = first.wrapping_add((i * run) as u32);
+        for (j, (o, &v)) in outp.iter_mut().zip(inp).enumerate() {
+            *o = e.apply(base.wrapping_add(j as u32), v);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn map_runs_avx2<F: RunFn, K: Fn(f32) -> u32>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    run: usize,
+    key: K,
+    f: &F,
+) {
+    map_runs_plain(input, out, first, run, key, f)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
+unsafe fn map_runs_avx512<F: RunFn, K: Fn(f32) -> u32>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    run: usize,
+    key: K,
+    f: &F,
+) {
+    map_runs_plain(input, out, first, run, key, f)
+}
+
+/// Rounds `input` as consecutive runs of `run` elements whose scales are
+/// given: `out[j] = element(scales[j / run]).apply(first + j, input[j])`,
+/// vectorised as [`map_simd`] is. For blocks made of several runs (2-D
+/// tiles), whose maxima are found beforehand.
+#[inline(always)]
+pub fn map_runs_scaled_simd<S: Copy, E: ElementFn, M: Fn(S) -> E>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    run: usize,
+    scales: &[S],
+    element: M,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+        {
+            // SAFETY: the CPU supports these features.
+            return unsafe { map_runs_scaled_avx512(input, out, first, run, scales, element) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2.
+            return unsafe { map_runs_scaled_avx2(input, out, first, run, scales, element) };
+        }
+    }
+    map_runs_scaled_plain(input, out, first, run, scales, element)
+}
+
+#[inline(always)]
+fn map_runs_scaled_plain<S: Copy, E: ElementFn, M: Fn(S) -> E>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    run: usize,
+    scales: &[S],
+    element: M,
+) {
+    if run == 16 {
+        return runs_with_scales::<16, S, E, M>(input, out, first, scales, element);
+    }
+    let run = run.max(1);
+    for (i, (inp, outp)) in input.chunks(run).zip(out.chunks_mut(run)).enumerate() {
+        let e = element(scales[i]);
+        let base = first.wrapping_add((i * run) as u32);
+        for (j, (o, &v)) in outp.iter_mut().zip(inp).enumerate() {
+            *o = e.apply(base.wrapping_add(j as u32), v);
+        }
+    }
+}
+
+#[inline(always)]
+fn runs_with_scales<const N: usize, S: Copy, E: ElementFn, M: Fn(S) -> E>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    scales: &[S],
+    element: M,
+) {
+    let n = input.len().min(out.len());
+    let runs = n.div_ceil(N);
+    for i in 0..runs.min(scales.len()) {
+        let e = element(scales[i]);
+        let base = first.wrapping_add((i * N) as u32);
+        let end = (i * N + N).min(n);
+        if end - i * N == N {
+            let (run_in, run_out) = (&input[i * N..i * N + N], &mut out[i * N..i * N + N]);
+            for j in 0..N {
+                run_out[j] = e.apply(base.wrapping_add(j as u32), run_in[j]);
+            }
+        } else {
+            for j in i * N..end {
+                out[j] = e.apply(first.wrapping_add(j as u32), input[j]);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn map_runs_scaled_avx2<S: Copy, E: ElementFn, M: Fn(S) -> E>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    run: usize,
+    scales: &[S],
+    element: M,
+) {
+    map_runs_scaled_plain(input, out, first, run, scales, element)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw")]
+unsafe fn map_runs_scaled_avx512<S: Copy, E: ElementFn, M: Fn(S) -> E>(
+    input: &[f32],
+    out: &mut [f32],
+    first: u32,
+    run: usize,
+    scales: &[S],
+    element: M,
+) {
+    map_runs_scaled_plain(input, out, first, run, scales, element)
+}
+
 /// The largest `f(x)` over `input` (0 for an empty slice), vectorised as
 /// [`map_simd`] is: for block maxima over `f32` bit patterns, which order
 /// non-negative floats as their values do.

@@ -7,17 +7,18 @@
 //! block, so the block lookup happens once per run, not per element.
 
 use swalp_core::{
-    block::BlockLayout,
+    block::{Block, BlockLayout},
     kernel::native::{
-        abs_bits_nan_inf, abs_bits_nan_zero, exponent, for_each_chunk, grid_element, map_simd,
-        max_simd, pow2, segment, ElementFn, Grid,
+        abs_bits_nan_inf, abs_bits_nan_zero, exponent, for_each_chunk, grid_element,
+        map_runs_scaled_simd, map_runs_simd, map_simd, max_simd, pow2, segment, ElementFn, Grid,
+        RunFn,
     },
     rng::StreamSegment,
     rounding::RoundRule,
     with_round_rule, RandomStream, Result, Rounding,
 };
 
-use crate::{BlockFloat, FixedPoint, FloatFormat};
+use crate::{nvfp4::BlockScales, BlockFloat, FixedPoint, FloatFormat};
 
 /// Fixed point: round on the `2^-fl` grid, clamp the integer.
 pub fn fixed(
@@ -54,23 +55,7 @@ pub fn float(
     rounding: Rounding,
     random: Option<RandomStream>,
 ) -> Result<()> {
-    let params = FloatParams {
-        max: format.max_value(),
-        overflow: [
-            format.overflow_value(false, rounding),
-            format.overflow_value(true, rounding),
-        ],
-        infinity: [format.infinity_value(false), format.infinity_value(true)],
-        emin: format.emin(),
-        emax: format.emax(),
-        man: format.man_bits() as i32,
-        // The step below 2^emin (see `FloatFormat::step_exponent`).
-        below_emin: if format.has_subnormals() {
-            format.emin() - format.man_bits() as i32
-        } else {
-            format.emin()
-        },
-    };
+    let params = FloatParams::of(format, rounding);
     let params32 = Float32Params::new(&params);
     with_round_rule!(rounding, rule => {
         match params32.as_ref().filter(|_| is_ieee_op(&rule)) {
@@ -191,6 +176,28 @@ struct FloatParams {
     emax: i32,
     man: i32,
     below_emin: i32,
+}
+
+impl FloatParams {
+    fn of(format: &FloatFormat, rounding: Rounding) -> Self {
+        FloatParams {
+            max: format.max_value(),
+            overflow: [
+                format.overflow_value(false, rounding),
+                format.overflow_value(true, rounding),
+            ],
+            infinity: [format.infinity_value(false), format.infinity_value(true)],
+            emin: format.emin(),
+            emax: format.emax(),
+            man: format.man_bits() as i32,
+            // The step below 2^emin (see `FloatFormat::step_exponent`).
+            below_emin: if format.has_subnormals() {
+                format.emin() - format.man_bits() as i32
+            } else {
+                format.emin()
+            },
+        }
+    }
 }
 
 /// One element of [`float`], branch-free: every case is computed and the
@@ -537,28 +544,242 @@ fn mx_element<R: RoundRule>(rule: R, p: &MxParams, s: i32, limit: f64, v: f32, r
     y as f32
 }
 
+/// NVFP4: the tensor scale from the tensor's largest magnitude (two-level),
+/// each block's scales from its own, then every element multiplied onto the
+/// E2M1 grid, rounded and multiplied back, in `f32` as torchao computes it
+/// (see [`Nvfp4Format`](crate::Nvfp4Format)). A tensor without whole blocks
+/// is copied when the format keeps such tensors.
+pub fn nvfp4(
+    format: &crate::Nvfp4Format,
+    x: &[f32],
+    shape: &[usize],
+    out: &mut [f32],
+    rounding: Rounding,
+    random: Option<RandomStream>,
+) -> Result<()> {
+    let Some(block) = format.blocks(shape, swalp_core::Backend::Native)? else {
+        out.copy_from_slice(x);
+        return Ok(());
+    };
+    let layout = layout_of(&block, shape)?;
+    let tensor = if format.tensor_scale() {
+        let amax = f32::from_bits(BlockLayout::new(&Block::Tensor, shape).map_or(0, |l| {
+            l.maxima(x, abs_bits_nan_inf).first().copied().unwrap_or(0)
+        }));
+        if !amax.is_finite() {
+            out.fill(f32::NAN);
+            return Ok(());
+        }
+        match crate::Nvfp4Format::usable_tensor_scale(amax) {
+            Some(t) => Some(t),
+            None => {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = v * 0.0;
+                }
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+    let blocks = ScaledBlocks::new(&format.elem(), rounding, |amax: f32| {
+        crate::Nvfp4Format::block_scales(amax, tensor)
+    });
+    scaled_blockwise(&blocks, &layout, x, out, rounding, random);
+    Ok(())
+}
+
+/// The layout of `block` over `shape`, whose dimensions the format checked.
+fn layout_of(block: &Block, shape: &[usize]) -> Result<BlockLayout> {
+    BlockLayout::new(block, shape).map_err(|e| swalp_core::Error::Unsupported {
+        format: "block".into(),
+        backend: swalp_core::Backend::Native,
+        reason: e.to_string(),
+    })
+}
+
+/// [`blockwise`] for scaled float blocks, with one vectorised loop per
+/// chunk when the blocks are equal runs that tile the chunks (NVFP4's 16
+/// along the last dimension).
+fn scaled_blockwise<S: Fn(f32) -> BlockScales + Sync>(
+    blocks: &ScaledBlocks<S>,
+    layout: &BlockLayout,
+    x: &[f32],
+    out: &mut [f32],
+    rounding: Rounding,
+    random: Option<RandomStream>,
+) {
+    let chunk = swalp_core::kernel::native::CHUNK;
+    if let Some(run) = layout.uniform_run().filter(|r| chunk % r == 0) {
+        with_round_rule!(rounding, rule => {
+            for_each_chunk(x, out, |start, inp, outp| {
+                let runs = ScaledRuns { blocks, rule, segment: segment(random, start) };
+                map_runs_simd(inp, outp, start as u32, run, abs_bits_nan_inf, &runs);
+            })
+        });
+    } else if let Some(run) = layout.equal_runs().filter(|r| chunk % r == 0) {
+        // Blocks of several runs (2-D tiles): every block's factors first,
+        // then each chunk's runs with their block's factors.
+        let scales: Vec<BlockScales> = layout
+            .maxima(x, abs_bits_nan_inf)
+            .into_iter()
+            .map(|m| blocks.scale(m))
+            .collect();
+        with_round_rule!(rounding, rule => {
+            for_each_chunk(x, out, |start, inp, outp| {
+                let seg = segment(random, start);
+                let runs: Vec<BlockScales> = (start..start + inp.len())
+                    .step_by(run)
+                    .map(|g| scales[layout.block_of(g)])
+                    .collect();
+                map_runs_scaled_simd(inp, outp, start as u32, run, &runs, |s| {
+                    blocks.element(rule, seg, s)
+                });
+            })
+        });
+    } else {
+        blockwise(blocks, layout, abs_bits_nan_inf, x, out, rounding, random);
+    }
+}
+
+/// Scaled float blocks (NVFP4, scaled FP8): each block's factors from its
+/// largest magnitude, then `round(clamp(x · mul, ±max)) · dequant` with the
+/// element rounded onto the float grid of `elem`; a block holding a NaN or
+/// an infinity gets NaN factors, so its elements become NaN.
+struct ScaledBlocks<S> {
+    elem: FloatParams,
+    /// `elem` in `f32` arithmetic, for the IEEE rules (every element type
+    /// of these formats qualifies).
+    elem32: Option<Float32Params>,
+    max: f32,
+    scales: S,
+}
+
+impl<S: Fn(f32) -> BlockScales + Sync> ScaledBlocks<S> {
+    fn new(elem: &FloatFormat, rounding: Rounding, scales: S) -> Self {
+        let p = FloatParams::of(elem, rounding);
+        ScaledBlocks {
+            elem: p,
+            elem32: Float32Params::new(&p),
+            max: elem.max_value() as f32,
+            scales,
+        }
+    }
+
+    fn element<R: RoundRule>(
+        &self,
+        rule: R,
+        segment: StreamSegment,
+        s: BlockScales,
+    ) -> ScaledElement<R> {
+        ScaledElement {
+            rule,
+            segment,
+            elem: self.elem,
+            elem32: self.elem32,
+            mul: s.mul,
+            dequant: s.dequant,
+            max: self.max,
+        }
+    }
+}
+
+impl<S: Fn(f32) -> BlockScales + Sync> BlockRounding for ScaledBlocks<S> {
+    type Scale = BlockScales;
+
+    #[inline(always)]
+    fn scale(&self, max_bits: u32) -> BlockScales {
+        // Branch-free, so that a loop over blocks vectorises: a non-finite
+        // maximum gets NaN factors.
+        let amax = f32::from_bits(max_bits);
+        let s = (self.scales)(amax);
+        let bad = !amax.is_finite();
+        BlockScales {
+            mul: if bad { f32::NAN } else { s.mul },
+            dequant: if bad { f32::NAN } else { s.dequant },
+        }
+    }
+
+    #[inline]
+    fn round_run<R: RoundRule>(
+        &self,
+        rule: R,
+        segment: StreamSegment,
+        scale: BlockScales,
+        g: usize,
+        inp: &[f32],
+        outp: &mut [f32],
+    ) {
+        map_simd(inp, outp, g as u32, self.element(rule, segment, scale));
+    }
+
+    #[inline]
+    fn round_one<R: RoundRule>(
+        &self,
+        rule: R,
+        segment: StreamSegment,
+        scale: BlockScales,
+        g: usize,
+        v: f32,
+    ) -> f32 {
+        self.element(rule, segment, scale).apply(g as u32, v)
+    }
+}
+
+/// The runs of one chunk of [`scaled_blockwise`], as [`RunFn`].
+struct ScaledRuns<'a, S, R> {
+    blocks: &'a ScaledBlocks<S>,
+    rule: R,
+    segment: StreamSegment,
+}
+
+impl<S: Fn(f32) -> BlockScales + Sync, R: RoundRule> RunFn for ScaledRuns<'_, S, R> {
+    type Scale = BlockScales;
+    type Element = ScaledElement<R>;
+
+    #[inline(always)]
+    fn scale(&self, max_key: u32) -> BlockScales {
+        self.blocks.scale(max_key)
+    }
+
+    #[inline(always)]
+    fn element(&self, scale: BlockScales) -> ScaledElement<R> {
+        self.blocks.element(self.rule, self.segment, scale)
+    }
+}
+
+/// `round(clamp(v · mul, ±max)) · dequant` in `f32`, the element on the
+/// float grid of `elem`.
+#[derive(Clone, Copy)]
+struct ScaledElement<R> {
+    rule: R,
+    segment: StreamSegment,
+    elem: FloatParams,
+    elem32: Option<Float32Params>,
+    mul: f32,
+    dequant: f32,
+    max: f32,
+}
+
+impl<R: RoundRule> ElementFn for ScaledElement<R> {
+    #[inline(always)]
+    fn apply(&self, lo: u32, v: f32) -> f32 {
+        let t = (v * self.mul).clamp(-self.max, self.max);
+        let q = match self.elem32.filter(|_| R::IEEE_OP) {
+            Some(p) => Float32Element { rule: self.rule, p }.apply(lo, t),
+            None => float_element(self.rule, &self.elem, t, self.rule.draw(self.segment, lo)),
+        };
+        q * self.dequant
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{Overflow, Specials};
 
     fn params(format: &FloatFormat, rounding: Rounding) -> FloatParams {
-        FloatParams {
-            max: format.max_value(),
-            overflow: [
-                format.overflow_value(false, rounding),
-                format.overflow_value(true, rounding),
-            ],
-            infinity: [format.infinity_value(false), format.infinity_value(true)],
-            emin: format.emin(),
-            emax: format.emax(),
-            man: format.man_bits() as i32,
-            below_emin: if format.has_subnormals() {
-                format.emin() - format.man_bits() as i32
-            } else {
-                format.emin()
-            },
-        }
+        FloatParams::of(format, rounding)
     }
 
     /// The f32 path of `float` equals the f64 path on every 499th f32 bit

@@ -178,3 +178,71 @@ fn mx_scale_exponent(format: &crate::mx::MxFormat, max_abs: &Tensor) -> Result<(
         }
     })
 }
+
+/// NVFP4; see [`native::nvfp4`](super::native::nvfp4). The scales and the
+/// products are computed on `f32` tensors, as torchao computes them; the
+/// element rounding is the float kernel's on the exact `f32` products.
+pub fn nvfp4(
+    format: &crate::Nvfp4Format,
+    x: &Tensor,
+    rounding: Rounding,
+    random: Option<RandomStream>,
+) -> Result<Tensor> {
+    use crate::nvfp4::{ELEM_MAX, SCALE_MAX, SCALE_MIN};
+    let shape: Vec<usize> = x.size().iter().map(|&d| d as usize).collect();
+    let Some(block) = format.blocks(&shape, swalp_core::Backend::Tensor)? else {
+        return Ok(x.f_mul_scalar(1.0)?);
+    };
+    let xf = x.f_to_kind(Kind::Float)?;
+    let finite = xf.f_isfinite()?;
+    let magnitude = xf
+        .f_abs()?
+        .f_masked_fill(&finite.f_logical_not()?, f64::INFINITY)?;
+    let block_amax = block.amax(&magnitude)?;
+    let b = block_amax.f_div_scalar(f64::from(ELEM_MAX))?;
+    let one = Tensor::f_scalar_tensor(1.0, (Kind::Float, x.device()))?;
+    let mut not_finite = block_amax.f_isinf()?;
+    let (mul, dequant, flush) = if format.tensor_scale() {
+        let amax = magnitude.f_amax(Vec::<i64>::new(), false)?;
+        let t = amax.f_div_scalar(f64::from(SCALE_MAX * ELEM_MAX))?;
+        let rt = one.f_div(&t)?;
+        let flush = rt
+            .f_div_scalar(f64::from(SCALE_MIN))?
+            .f_isfinite()?
+            .f_logical_not()?;
+        not_finite = not_finite.f_logical_or(&amax.f_isinf()?)?;
+        let s = e4m3_nearest(
+            &b.f_div(&t)?
+                .f_clamp(f64::from(SCALE_MIN), f64::from(SCALE_MAX))?,
+        )?;
+        (rt.f_div(&s)?, t.f_mul(&s)?, Some(flush))
+    } else {
+        let s = e4m3_nearest(&b.f_clamp(f64::from(SCALE_MIN), f64::from(SCALE_MAX))?)?;
+        (one.f_div(&s)?, s, None)
+    };
+    let scaled = xf
+        .f_mul(&mul)?
+        .f_clamp(-f64::from(ELEM_MAX), f64::from(ELEM_MAX))?;
+    let q = float(
+        &format.elem(),
+        &scaled.f_to_kind(Kind::Double)?,
+        rounding,
+        random,
+    )?;
+    let y = q.f_to_kind(Kind::Float)?.f_mul(&dequant)?;
+    let y = y.f_masked_fill(&not_finite, f64::NAN)?;
+    let y = match flush {
+        Some(flush) => xf.f_mul_scalar(0.0)?.f_where_self(&flush, &y)?,
+        None => y,
+    };
+    Ok(y.f_to_kind(Kind::Double)?)
+}
+
+/// `f32` values in E4M3's normal range rounded to E4M3, ties to even, as
+/// [`e4m3_nearest`](crate::nvfp4::e4m3_nearest) does (NaN stays NaN).
+fn e4m3_nearest(s: &Tensor) -> Result<Tensor> {
+    let d = s.f_to_kind(Kind::Double)?;
+    let k = exponent(&d)?.f_sub_scalar(3)?.f_clamp(-1000, 1000)?;
+    let n = round_to_grid(&d, &k, Rounding::NearestEven, None)?;
+    Ok(n.f_mul(&pow2(&k)?)?.f_to_kind(Kind::Float)?)
+}

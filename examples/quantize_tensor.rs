@@ -1,5 +1,5 @@
 //! Quantize one tensor with every built-in format family (`fixed`, `float`,
-//! `bfp`, `mx`, `nvfp4` and the presets `bfloat16`, `fp16`, `fp8_e4m3`, `fp8_e5m2`)
+//! `bfp`, `mx`, `nvfp4`, `fp8_scaled` and the presets `bfloat16`, `fp16`, `fp8_e4m3`, `fp8_e5m2`)
 //! and compare storage cost and error.
 //!
 //! Each row prints the quantizer's full spec (defaults filled in), its bits
@@ -31,6 +31,8 @@ fn main() -> Result<(), swalp_core::Error> {
         r#"{ format = "mx", elem = "fp4_e2m1", rounding = "stochastic" }"#,
         r#"{ format = "mx", elem = "int8", block_size = 16, dim = 0 }"#,
         r#"{ format = "nvfp4" }"#,
+        r#"{ format = "fp8_scaled", granularity = "row" }"#,
+        r#"{ format = "fp8_scaled", elem = "e5m2", granularity = { block = 128 }, pow2 = true }"#,
         r#"{ format = "nvfp4", block = "2d", rounding = "stochastic" }"#,
         r#"{ format = "bfloat16" }"#,
         r#"{ format = "fp16" }"#,

@@ -1131,8 +1131,8 @@ fn bench_reports_every_format_rounding_and_backend_as_json_lines() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     // The two copies (the warm one is the floor every ratio refers to),
-    // then 8 formats × 2 roundings × 2 backends.
-    assert_eq!(rows.len(), 2 + 8 * 2 * 2);
+    // then 10 formats × 2 roundings × 2 backends.
+    assert_eq!(rows.len(), 2 + 10 * 2 * 2);
     assert_eq!(rows[0]["format"], "copy into a warm buffer");
     assert_eq!(rows[0]["x_copy"], 1.0);
     assert_eq!(rows[1]["format"], "copy into a fresh tensor");
@@ -1147,7 +1147,7 @@ fn bench_reports_every_format_rounding_and_backend_as_json_lines() {
         .iter()
         .map(|r| r["format"]["format"].as_str().unwrap())
         .collect();
-    for f in ["fixed", "float", "bfp", "mx", "nvfp4"] {
+    for f in ["fixed", "float", "bfp", "mx", "nvfp4", "fp8_scaled"] {
         assert!(formats.contains(&f), "{f} missing");
     }
 }

@@ -10,6 +10,7 @@
 //! | `bfp` | [`BlockFloat`] | block floating point: integers sharing one exponent per block |
 //! | `bfloat16`, `fp16`, `fp8_e4m3`, `fp8_e5m2` | [`presets`] | standard floats |
 //! | `mx` | [`MxFormat`] | OCP Microscaling (MX) v1.0: MXFP8/MXFP6/MXFP4/MXINT8 blocks sharing an E8M0 scale |
+//! | `fp8_scaled` | [`Fp8Scaled`] | FP8 E4M3/E5M2 with an FP32 scale per tensor, row, block or tile (TransformerEngine's recipes) |
 //! | `nvfp4` | [`Nvfp4Format`] | NVIDIA NVFP4: FP4 E2M1 blocks of 16 with E4M3 scales and an FP32 tensor scale |
 //!
 //! Each format's math (range, spacing, shared exponents) lives in its own
@@ -32,6 +33,7 @@
 pub mod block;
 pub mod fixed;
 pub mod float;
+pub mod fp8_scaled;
 pub mod kernels;
 pub mod mx;
 pub mod nvfp4;
@@ -40,6 +42,7 @@ pub mod presets;
 pub use block::{BlockFloat, SmallBlock};
 pub use fixed::FixedPoint;
 pub use float::{FloatFormat, Overflow, Specials};
+pub use fp8_scaled::Fp8Scaled;
 pub use mx::{MxElem, MxFormat, ScaleRule};
 pub use nvfp4::Nvfp4Format;
 pub use swalp_core::block::Block;

@@ -28,7 +28,7 @@ use crate::error::CliError;
 
 /// The formats timed: every built-in format family, per tensor and per
 /// dimension 0 for block formats.
-pub const SPECS: [&str; 8] = [
+pub const SPECS: [&str; 10] = [
     r#"{ format = "fixed", wl = 8, fl = 6 }"#,
     r#"{ format = "float", exp = 5, man = 2 }"#,
     r#"{ format = "bfp", wl = 8, block = "tensor" }"#,
@@ -36,6 +36,8 @@ pub const SPECS: [&str; 8] = [
     r#"{ format = "mx", elem = "fp8_e4m3" }"#,
     r#"{ format = "nvfp4" }"#,
     r#"{ format = "nvfp4", block = "2d" }"#,
+    r#"{ format = "fp8_scaled" }"#,
+    r#"{ format = "fp8_scaled", granularity = { block = 128 } }"#,
     r#"{ format = "bfloat16" }"#,
 ];
 

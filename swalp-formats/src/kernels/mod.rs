@@ -10,7 +10,7 @@ pub mod tensor;
 
 use swalp_core::{tch::Tensor, NumberFormat, RandomStream, Result, Rounding};
 
-use crate::{BlockFloat, FixedPoint, FloatFormat, MxFormat, Nvfp4Format};
+use crate::{BlockFloat, FixedPoint, FloatFormat, Fp8Scaled, MxFormat, Nvfp4Format};
 
 /// Implements [`NumberFormat`] for a format of this crate: its name, its
 /// `spec_params`/`value_bits` (the format's math) and its two kernels,
@@ -62,3 +62,4 @@ bind_kernels!(FloatFormat, "float", float);
 bind_kernels!(BlockFloat, "bfp", block);
 bind_kernels!(MxFormat, "mx", mx);
 bind_kernels!(Nvfp4Format, "nvfp4", nvfp4);
+bind_kernels!(Fp8Scaled, "fp8_scaled", fp8_scaled);

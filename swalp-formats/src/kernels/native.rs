@@ -589,6 +589,25 @@ pub fn nvfp4(
     Ok(())
 }
 
+/// Scaled FP8: each group's multiplier from its largest magnitude, then
+/// every element multiplied onto the FP8 grid, rounded and multiplied back
+/// (see [`Fp8Scaled`](crate::Fp8Scaled)).
+pub fn fp8_scaled(
+    format: &crate::Fp8Scaled,
+    x: &[f32],
+    shape: &[usize],
+    out: &mut [f32],
+    rounding: Rounding,
+    random: Option<RandomStream>,
+) -> Result<()> {
+    let layout = layout_of(&format.block(shape), shape)?;
+    let blocks = ScaledBlocks::new(&format.elem_format(), rounding, |amax: f32| {
+        format.block_scales(amax)
+    });
+    scaled_blockwise(&blocks, &layout, x, out, rounding, random);
+    Ok(())
+}
+
 /// The layout of `block` over `shape`, whose dimensions the format checked.
 fn layout_of(block: &Block, shape: &[usize]) -> Result<BlockLayout> {
     BlockLayout::new(block, shape).map_err(|e| swalp_core::Error::Unsupported {

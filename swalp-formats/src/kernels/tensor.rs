@@ -220,17 +220,15 @@ pub fn nvfp4(
         let s = e4m3_nearest(&b.f_clamp(f64::from(SCALE_MIN), f64::from(SCALE_MAX))?)?;
         (one.f_div(&s)?, s, None)
     };
-    let scaled = xf
-        .f_mul(&mul)?
-        .f_clamp(-f64::from(ELEM_MAX), f64::from(ELEM_MAX))?;
-    let q = float(
+    let y = scaled_elements(
+        &xf,
+        &mul,
+        &dequant,
         &format.elem(),
-        &scaled.f_to_kind(Kind::Double)?,
+        &not_finite,
         rounding,
         random,
     )?;
-    let y = q.f_to_kind(Kind::Float)?.f_mul(&dequant)?;
-    let y = y.f_masked_fill(&not_finite, f64::NAN)?;
     let y = match flush {
         Some(flush) => xf.f_mul_scalar(0.0)?.f_where_self(&flush, &y)?,
         None => y,
@@ -245,4 +243,63 @@ fn e4m3_nearest(s: &Tensor) -> Result<Tensor> {
     let k = exponent(&d)?.f_sub_scalar(3)?.f_clamp(-1000, 1000)?;
     let n = round_to_grid(&d, &k, Rounding::NearestEven, None)?;
     Ok(n.f_mul(&pow2(&k)?)?.f_to_kind(Kind::Float)?)
+}
+
+/// The elements of scaled float blocks (NVFP4, scaled FP8) as `f32`:
+/// `round(clamp(x · mul, ±max)) · dequant`, the element on the grid of
+/// `elem` (whose largest value is `max`), NaN where `not_finite`; see the
+/// native `ScaledElement`.
+fn scaled_elements(
+    xf: &Tensor,
+    mul: &Tensor,
+    dequant: &Tensor,
+    elem: &FloatFormat,
+    not_finite: &Tensor,
+    rounding: Rounding,
+    random: Option<RandomStream>,
+) -> Result<Tensor> {
+    let max = elem.max_value();
+    let scaled = xf.f_mul(mul)?.f_clamp(-max, max)?;
+    let q = float(elem, &scaled.f_to_kind(Kind::Double)?, rounding, random)?;
+    let y = q.f_to_kind(Kind::Float)?.f_mul(dequant)?;
+    Ok(y.f_masked_fill(not_finite, f64::NAN)?)
+}
+
+/// Scaled FP8; see [`native::fp8_scaled`](super::native::fp8_scaled).
+pub fn fp8_scaled(
+    format: &crate::Fp8Scaled,
+    x: &Tensor,
+    rounding: Rounding,
+    random: Option<RandomStream>,
+) -> Result<Tensor> {
+    let shape: Vec<usize> = x.size().iter().map(|&d| d as usize).collect();
+    let xf = x.f_to_kind(Kind::Float)?;
+    let magnitude = xf
+        .f_abs()?
+        .f_masked_fill(&xf.f_isfinite()?.f_logical_not()?, f64::INFINITY)?;
+    let amax = format.block(&shape).amax(&magnitude)?;
+    let top = Tensor::f_scalar_tensor(f64::from(format.max_elem()), (Kind::Float, x.device()))?;
+    let m = top.f_div(&amax)?;
+    let m = m.f_masked_fill(&m.f_isinf()?, f64::from(f32::MAX))?;
+    let m = m.f_masked_fill(&amax.f_eq(0.0)?, 1.0)?;
+    let m = if format.pow2() {
+        // Sign and exponent bits only: 0xFF800000 as an i32.
+        m.f_view_dtype(Kind::Int)?
+            .f_bitwise_and(-8_388_608i64)?
+            .f_view_dtype(Kind::Float)?
+    } else {
+        m
+    };
+    let one = Tensor::f_scalar_tensor(1.0, (Kind::Float, x.device()))?;
+    let dequant = one.f_div(&m)?;
+    let y = scaled_elements(
+        &xf,
+        &m,
+        &dequant,
+        &format.elem_format(),
+        &amax.f_isinf()?,
+        rounding,
+        random,
+    )?;
+    Ok(y.f_to_kind(Kind::Double)?)
 }

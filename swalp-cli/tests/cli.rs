@@ -1020,6 +1020,7 @@ fn formats_lists_every_built_in_format_with_its_keys() {
     for key in [
         "rounding",
         "scale",
+        "rht",
         "backend",
         "stochastic_bits",
         "nearest-even",

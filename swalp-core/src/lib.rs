@@ -8,7 +8,8 @@
 //! - [`Rounding`]: nearest (three tie rules), directed and stochastic
 //!   rounding, decided by one rule shared by every kernel;
 //! - [`Quantizer`] / [`QuantPair`]: a format with a rounding, the unit applied
-//!   at each quantization point;
+//!   at each quantization point, optionally in the basis of a random
+//!   Hadamard transform ([`rht`]);
 //! - the [`registry`]: formats, built in or from plugins, are registered with
 //!   [`register_format!`] and built from spec tables such as
 //!   `{ format = "fixed", wl = 8, fl = 6, rounding = "stochastic" }`;
@@ -47,6 +48,7 @@ pub mod optim;
 pub mod points;
 pub mod quantizer;
 pub mod registry;
+pub mod rht;
 pub mod rng;
 pub mod rounding;
 pub mod schedule;

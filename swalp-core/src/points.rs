@@ -98,7 +98,7 @@ impl FromStr for QuantPoint {
 /// overridden by its own keys; a point given as `"none"` is full precision;
 /// an absent point is the default (or full precision without one). A point
 /// that names a different `format` inherits only the default's `rounding`,
-/// `scale` and `backend`, never parameters of the default's format.
+/// `scale`, `rht` and `backend`, never parameters of the default's format.
 ///
 /// ```
 /// use swalp_core::points::{PointConfig, QuantPoint};
@@ -274,7 +274,7 @@ impl PointConfig {
 
 /// A point's spec: the default overridden by the point's own keys. A point
 /// that names another format than the default's keeps only the default's
-/// format-independent keys (`rounding`, `scale`, `backend`): the default's
+/// format-independent keys (`rounding`, `scale`, `rht`, `backend`): the default's
 /// format parameters belong to the default's format.
 fn inherit(default: Option<&toml::Table>, own: &toml::Table) -> toml::Table {
     let mut merged = default.cloned().unwrap_or_default();
@@ -340,15 +340,17 @@ mod tests {
                small_block = "fc"
                rounding = "stochastic"
                scale = 4.0
+               rht = { size = 16, seed = 3 }
                backend = "tensor""#,
         );
         let own = table(r#"format = "fixed""#);
         let spec = inherit(Some(&default), &own);
         let mut keys: Vec<&str> = spec.keys().map(String::as_str).collect();
         keys.sort();
-        assert_eq!(keys, ["backend", "format", "rounding", "scale"]);
+        assert_eq!(keys, ["backend", "format", "rht", "rounding", "scale"]);
         assert_eq!(spec["format"].as_str(), Some("fixed"));
         assert_eq!(spec["scale"].as_float(), Some(4.0));
+        assert_eq!(spec["rht"], default["rht"]);
     }
 
     #[test]

@@ -10,17 +10,22 @@ use tch::Tensor;
 
 use crate::error::{Result, SpecError};
 use crate::format::{Backend, NumberFormat};
+use crate::rht::Rht;
 use crate::rng::QuantRng;
 use crate::rounding::Rounding;
 use crate::spec::{invalid, parse_table};
 
-/// A number format, a rounding mode, an optional scale and a backend.
+/// A number format, a rounding mode, an optional scale, an optional random
+/// Hadamard transform and a backend.
 ///
 /// Built from the one spec syntax used on the command line and in TOML files:
 /// `{ format = "fixed", wl = 8, fl = 6, rounding = "stochastic" }`. Keys
 /// besides the format's own: `rounding` (default `"nearest-even"`), `scale`
 /// (a positive number `s`: the value is rounded as `Q(x·s)/s`, i.e. on a grid
-/// scaled by `1/s`; default none) and `backend` (`"auto"`, `"native"`,
+/// scaled by `1/s`; default none), `rht` (`16` or
+/// `{ size = 16, dim = -1, seed = 0 }`: groups along `dim` are rotated by a
+/// random Hadamard matrix `H` and the value is rounded as `Hᵀ·Q(H·x)`, see
+/// [`rht`](crate::rht); default none) and `backend` (`"auto"`, `"native"`,
 /// `"tensor"`; default `"auto"`).
 ///
 /// ```
@@ -39,6 +44,7 @@ pub struct Quantizer {
     format: Box<dyn NumberFormat>,
     rounding: Rounding,
     scale: Option<f64>,
+    rht: Option<Rht>,
     backend: Backend,
 }
 
@@ -57,6 +63,7 @@ impl Quantizer {
             format,
             rounding,
             scale: None,
+            rht: None,
             backend: Backend::Auto,
         }
     }
@@ -82,6 +89,10 @@ impl Quantizer {
             None => None,
             Some(v) => Some(parse_scale(v)?),
         };
+        let rht = match spec.get("rht") {
+            None => None,
+            Some(v) => Some(Rht::from_toml("rht", v)?),
+        };
         let backend = match spec.get("backend") {
             None => Backend::Auto,
             Some(toml::Value::String(s)) => s.parse()?,
@@ -91,6 +102,7 @@ impl Quantizer {
             format,
             rounding,
             scale,
+            rht,
             backend,
         })
     }
@@ -123,6 +135,25 @@ impl Quantizer {
     /// ```
     pub fn with_scale(mut self, scale: f64) -> Self {
         self.scale = Some(scale);
+        self
+    }
+
+    /// Returns this quantizer with a random Hadamard transform: groups along
+    /// `rht.dim()` are rotated before rounding and rotated back after (see
+    /// [`rht`](crate::rht)).
+    ///
+    /// ```
+    /// use swalp_core::{rht::Rht, tch::Tensor, QuantRng, Quantizer};
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6 }"#.parse()?;
+    /// let q = q.with_rht(Rht::new(16, -1, 0)?);
+    /// assert_eq!(q.spec()["rht"].as_integer(), Some(16));
+    /// let err = q.quantize(&Tensor::from_slice(&[0.3f32; 20]), &mut QuantRng::new(0)).unwrap_err();
+    /// assert!(err.to_string().contains("a tensor of shape [20] has 20"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_rht(mut self, rht: Rht) -> Self {
+        self.rht = Some(rht);
         self
     }
 
@@ -180,6 +211,20 @@ impl Quantizer {
         self.scale
     }
 
+    /// The random Hadamard transform, if any.
+    ///
+    /// ```
+    /// use swalp_core::Quantizer;
+    /// # use swalp_formats as _;
+    /// let q: Quantizer = r#"{ format = "fixed", wl = 8, fl = 6, rht = { size = 16, dim = 1 } }"#.parse()?;
+    /// let rht = q.rht().unwrap();
+    /// assert_eq!((rht.size(), rht.dim(), rht.seed()), (16, 1, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rht(&self) -> Option<&Rht> {
+        self.rht.as_ref()
+    }
+
     /// The backend.
     ///
     /// ```
@@ -196,6 +241,13 @@ impl Quantizer {
     /// Rounds `x`; the result has `x`'s shape, dtype and device and is
     /// detached from autograd.
     ///
+    /// With [`rht`](Self::rht), `x` is rotated in `f64`, cast to its own
+    /// dtype (the rotated operand lives in the working precision, as on
+    /// hardware), rounded (with the scale, if any), rotated back in `f64` and
+    /// cast to its dtype again; a stochastic rounding draws from one stream
+    /// of `rng`, as without. A tensor the format
+    /// [`keeps`](NumberFormat::keeps) in full precision is not rotated.
+    ///
     /// ```
     /// use swalp_core::{tch::{Kind, Tensor}, QuantRng, Quantizer};
     /// # use swalp_formats as _;
@@ -207,6 +259,14 @@ impl Quantizer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn quantize(&self, x: &Tensor, rng: &mut QuantRng) -> Result<Tensor> {
+        match &self.rht {
+            Some(rht) if !self.format.keeps(&shape_of(x)) => self.quantize_rotated(x, rht, rng),
+            _ => self.quantize_scaled(x, rng),
+        }
+    }
+
+    /// Rounds `x` onto the format, with the scale if any.
+    fn quantize_scaled(&self, x: &Tensor, rng: &mut QuantRng) -> Result<Tensor> {
         let run = |t: &Tensor, rng: &mut QuantRng| {
             crate::format::dispatch::quantize(
                 self.format.as_ref(),
@@ -222,10 +282,23 @@ impl Quantizer {
         }
     }
 
+    /// Rounds `x` in the basis `rht` rotates it to, and rotates it back.
+    fn quantize_rotated(&self, x: &Tensor, rht: &Rht, rng: &mut QuantRng) -> Result<Tensor> {
+        let fail = |e: crate::rht::RhtError| e.into_error(self.format.name(), self.backend);
+        let kind = x.kind();
+        // Cast before rounding: hardware rotates into the working precision,
+        // and the native kernels take f32 (the format sees what it would
+        // see without RHT, in the other basis).
+        let rotated = rht.forward(x).map_err(fail)?.f_to_kind(kind)?;
+        let rounded = self.quantize_scaled(&rotated, rng)?;
+        Ok(rht.inverse(&rounded).map_err(fail)?.f_to_kind(kind)?)
+    }
+
     /// Rounds `x` into `out` (same shape): `out` ends up equal to
     /// `out.copy_(quantize(x))`, drawing the same random numbers, but the
     /// native kernel writes straight into a contiguous `f32` CPU `out` (see
-    /// [`dispatch::quantize_into`](crate::format::dispatch::quantize_into)).
+    /// [`dispatch::quantize_into`](crate::format::dispatch::quantize_into));
+    /// with a scale or an RHT it is that copy.
     ///
     /// ```
     /// use swalp_core::{tch::Tensor, QuantRng, Quantizer};
@@ -237,8 +310,8 @@ impl Quantizer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn quantize_into(&self, x: &Tensor, out: &mut Tensor, rng: &mut QuantRng) -> Result<()> {
-        match self.scale {
-            None => crate::format::dispatch::quantize_into(
+        match (self.scale, &self.rht) {
+            (None, None) => crate::format::dispatch::quantize_into(
                 self.format.as_ref(),
                 x,
                 out,
@@ -246,7 +319,7 @@ impl Quantizer {
                 rng,
                 self.backend,
             ),
-            Some(_) => {
+            _ => {
                 let y = self.quantize(x, rng)?;
                 out.f_copy_(&y)?;
                 Ok(())
@@ -274,11 +347,19 @@ impl Quantizer {
         if let Some(s) = self.scale {
             t.insert("scale".into(), s.into());
         }
+        if let Some(rht) = &self.rht {
+            t.insert("rht".into(), rht.to_toml());
+        }
         if self.backend != Backend::Auto {
             t.insert("backend".into(), self.backend.to_string().into());
         }
         t
     }
+}
+
+/// The shape of `x` as the format sees it.
+fn shape_of(x: &Tensor) -> Vec<usize> {
+    x.size().iter().map(|&d| d as usize).collect()
 }
 
 fn parse_scale(v: &toml::Value) -> Result<f64, SpecError> {

@@ -94,7 +94,7 @@ pub fn find(name: &str) -> Result<&'static FormatFactory, SpecError> {
 }
 
 /// Builds a format from a spec table holding `format` and the format's own
-/// keys. Quantizer keys (`rounding`, `scale`, `backend`) are ignored here.
+/// keys. Quantizer keys (`rounding`, `scale`, `rht`, `backend`) are ignored here.
 ///
 /// ```
 /// use swalp_core::{registry::build_format, spec::parse_table};

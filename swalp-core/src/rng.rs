@@ -37,7 +37,9 @@ fn mix32_tensor(x: Tensor) -> Result<Tensor, TchError> {
     x.f_bitwise_xor_tensor(&x.f_bitwise_right_shift_tensor_scalar(16)?)
 }
 
-fn splitmix64(mut z: u64) -> u64 {
+/// SplitMix64's output function (Steele, Lea and Flood, 2014): a bijective
+/// 64-bit mix of `z + γ`, with `γ` the golden-ratio increment.
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

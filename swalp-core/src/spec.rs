@@ -292,7 +292,7 @@ pub struct Params<'a> {
 /// use swalp_core::spec::QUANTIZER_KEYS;
 /// assert!(QUANTIZER_KEYS.contains(&"rounding"));
 /// ```
-pub const QUANTIZER_KEYS: [&str; 4] = ["format", "rounding", "scale", "backend"];
+pub const QUANTIZER_KEYS: [&str; 5] = ["format", "rounding", "scale", "rht", "backend"];
 
 /// The keys every quantizer accepts besides `format` and the format's own,
 /// as listed by `swalp-cli formats`.
@@ -302,7 +302,7 @@ pub const QUANTIZER_KEYS: [&str; 4] = ["format", "rounding", "scale", "backend"]
 /// let names: Vec<&str> = QUANTIZER_PARAMS.iter().map(|p| p.name).collect();
 /// assert_eq!(names, QUANTIZER_KEYS[1..]);
 /// ```
-pub const QUANTIZER_PARAMS: [ParamInfo; 3] = [
+pub const QUANTIZER_PARAMS: [ParamInfo; 4] = [
     ParamInfo::other(
         "rounding",
         "string or table",
@@ -317,6 +317,15 @@ pub const QUANTIZER_PARAMS: [ParamInfo; 3] = [
         "round x as Q(x*scale)/scale, on a grid scaled by 1/scale (absent: no scaling)",
     )
     .computed_default(),
+    ParamInfo::other(
+        "rht",
+        "integer or table",
+        crate::rht::RHT_SYNTAX,
+        "random Hadamard transform: groups of size along dim rotated by a seeded random-sign \
+         Hadamard matrix before rounding and rotated back after; simulates RHT on both GEMM \
+         operands (NVIDIA's NVFP4 recipe) (absent: none)",
+    )
+    .computed_default(),
     ParamInfo::choice(
         "backend",
         &Backend::NAMES,
@@ -326,8 +335,8 @@ pub const QUANTIZER_PARAMS: [ParamInfo; 3] = [
 ];
 
 impl<'a> Params<'a> {
-    /// Wraps `table` (the spec without `format`, `rounding`, `scale` and
-    /// `backend`) for the format named `format` declaring `declared`.
+    /// Wraps `table` (the spec without `format`, `rounding`, `scale`, `rht`
+    /// and `backend`) for the format named `format` declaring `declared`.
     ///
     /// ```
     /// use swalp_core::{ParamInfo, Params};
@@ -642,7 +651,7 @@ mod tests {
             assert!(rounding.contains(&format!("{mode:?}")), "{mode}");
         }
         for backend in crate::Backend::NAMES {
-            assert!(QUANTIZER_PARAMS[2]
+            assert!(QUANTIZER_PARAMS[3]
                 .allowed_text()
                 .contains(&format!("{backend:?}")));
         }

@@ -130,6 +130,21 @@ pub trait NumberFormat: DynClone + Send + Sync + fmt::Debug {
         })
     }
 
+    /// Whether the format leaves a tensor of this shape in full precision
+    /// (NVFP4's `unaligned = "keep"`): a quantizer then skips its transforms
+    /// (RHT, which such a shape may not fit) and returns the input. The
+    /// default keeps nothing.
+    ///
+    /// ```
+    /// use swalp_core::NumberFormat;
+    /// assert!(!swalp_formats::FixedPoint::new(8, 6, true, false)?.keeps(&[3, 20]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn keeps(&self, shape: &[usize]) -> bool {
+        let _ = shape;
+        false
+    }
+
     /// Rounds `x` onto this format with the default backend. The result has
     /// `x`'s shape, dtype and device and is detached from any autograd graph.
     ///

@@ -108,10 +108,13 @@ fn run_on_digits(file: &Path, extra: &[&str]) -> (f64, f64) {
     (mean("sgd"), mean("swa"))
 }
 
-fn check_recipe(name: &str) {
+/// Runs `exp/{name}.toml` against the PyTorch reference of the recipe
+/// `same_as` (a recipe with the same hyper-parameters, which
+/// `check_same_recipe` verifies).
+fn check_recipe(name: &str, same_as: &str) {
     let file = repo().join(format!("exp/{name}.toml"));
     let exp = Experiment::load(&file, &[]).unwrap_or_else(|e| panic!("{e}"));
-    let reference = reference(name);
+    let reference = reference(same_as);
     check_same_recipe(&exp, &reference["recipe"]);
     let pytorch = |k: &str| reference["mean"][k].as_f64().unwrap_or(f64::NAN);
     let (fp_sgd, fp_swa) = run_on_digits(&file, &["--set", "quant={}"]);
@@ -137,10 +140,16 @@ fn check_recipe(name: &str) {
 
 #[test]
 fn mnist_cnn_recipe_matches_pytorch_on_real_digits() {
-    check_recipe("mnist_cnn_bfp8");
+    check_recipe("mnist_cnn_bfp8", "mnist_cnn_bfp8");
+}
+
+/// NVIDIA's NVFP4 recipe on the same CNN and hyper-parameters.
+#[test]
+fn mnist_cnn_nvfp4_recipe_matches_pytorch_on_real_digits() {
+    check_recipe("mnist_cnn_nvfp4", "mnist_cnn_bfp8");
 }
 
 #[test]
 fn logreg_recipe_matches_pytorch_on_real_digits() {
-    check_recipe("logreg_swalp");
+    check_recipe("logreg_swalp", "logreg_swalp");
 }

@@ -55,10 +55,8 @@ use crate::backend::Backend;
 use crate::block::resolve_dim;
 use crate::error::{closest, Error, SpecError};
 use crate::rng::splitmix64;
+pub use crate::spec::RHT_SYNTAX;
 use crate::spec::{int_in, invalid};
-
-/// The spec syntax of `rht`, for error messages and `formats`.
-pub const RHT_SYNTAX: &str = "16 | { size = 16, dim = -1, seed = 0 }";
 
 /// The group sizes allowed: powers of two up to 256 (16 is NVIDIA's).
 const SIZES: std::ops::RangeInclusive<usize> = 2..=256;

@@ -294,6 +294,11 @@ pub struct Params<'a> {
 /// ```
 pub const QUANTIZER_KEYS: [&str; 5] = ["format", "rounding", "scale", "rht", "backend"];
 
+/// The spec syntax of `rht` (see [`Rht`](crate::rht::Rht)), for error
+/// messages and `formats`; declared here with the other quantizer keys, so
+/// that this module does not depend on the transform's.
+pub const RHT_SYNTAX: &str = "16 | { size = 16, dim = -1, seed = 0 }";
+
 /// The keys every quantizer accepts besides `format` and the format's own,
 /// as listed by `swalp-cli formats`.
 ///
@@ -320,7 +325,7 @@ pub const QUANTIZER_PARAMS: [ParamInfo; 4] = [
     ParamInfo::other(
         "rht",
         "integer or table",
-        crate::rht::RHT_SYNTAX,
+        RHT_SYNTAX,
         "random Hadamard transform: groups of size along dim rotated by a seeded random-sign \
          Hadamard matrix before rounding and rotated back after; simulates RHT on both GEMM \
          operands (NVIDIA's NVFP4 recipe) (absent: none)",

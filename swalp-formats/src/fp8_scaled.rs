@@ -33,6 +33,7 @@
 //!
 //! ```
 //! use swalp_core::{tch::Tensor, NumberFormat, QuantRng, Quantizer};
+//! use swalp_formats as _; // registers the built-in formats
 //! let q: Quantizer = r#"{ format = "fp8_scaled", elem = "e4m3", pow2 = true }"#.parse()?;
 //! // a = 3: m = 448 / 3 = 149.33 keeps its exponent, 128; 0.1 · 128 = 12.8
 //! // rounds to 13 on E4M3 (step 1 in [8, 16)), so 0.1 becomes 13 / 128.

@@ -44,6 +44,7 @@
 //!
 //! ```
 //! use swalp_core::{tch::Tensor, QuantRng, Quantizer, NumberFormat};
+//! use swalp_formats as _; // registers the built-in formats
 //! let q: Quantizer = r#"{ format = "nvfp4", tensor_scale = false }"#.parse().unwrap();
 //! assert_eq!(q.format().bits_per_value(), 4.5);
 //! // One block, maximum 3: b = 3 / 6 = 0.5 (an E4M3 value), r = 2; 0.7 · 2 =
@@ -123,8 +124,9 @@ impl Unaligned {
     }
 }
 
-/// The per-block factors of NVFP4: elements are `round(clamp(x · mul))`
-/// and values `element · dequant`.
+/// The per-block factors of a scaled float format (NVFP4 here, and scaled
+/// FP8, which shares its kernels): elements are `round(clamp(x · mul))` and
+/// values `element · dequant`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BlockScales {
     /// The factor taking a value onto the element grid: `(1 / t) / s`.
@@ -280,9 +282,30 @@ impl Nvfp4Format {
         }
     }
 
+    /// Whether a tensor of `shape` is left in full precision: it has no
+    /// whole blocks and the format keeps such tensors (what
+    /// [`NumberFormat::keeps`] returns, so that a quantizer's random
+    /// Hadamard transform skips it too).
+    ///
+    /// ```
+    /// use swalp_formats::{nvfp4::{Nvfp4Block, Unaligned}, Nvfp4Format};
+    /// let f = Nvfp4Format::new(true, Nvfp4Block::OneD, 1)?.with_unaligned(Unaligned::Keep);
+    /// assert!(f.keeps_shape(&[32, 3, 5, 5]) && f.keeps_shape(&[32]));
+    /// assert!(!f.keeps_shape(&[32, 16, 5, 5]));
+    /// # Ok::<(), swalp_core::SpecError>(())
+    /// ```
+    pub fn keeps_shape(&self, shape: &[usize]) -> bool {
+        self.unaligned == Unaligned::Keep && self.aligned_block(shape).is_err()
+    }
+
     /// The blocks of a tensor of `shape`, or why it has no whole blocks.
     fn aligned_block(&self, shape: &[usize]) -> std::result::Result<Block, String> {
-        let dim = resolve_dim(self.dim, shape).map_err(|e| format!("blocks along {e}"))?;
+        let dim = resolve_dim(self.dim, shape).map_err(|_| {
+            format!(
+                "blocks run along dimension {}, which a tensor of shape {shape:?} does not have",
+                self.dim
+            )
+        })?;
         let fits = |d: usize| shape[d] % BLOCK == 0;
         match self.block {
             Nvfp4Block::OneD if fits(dim) => Ok(Block::Chunks { size: BLOCK, dim }),

@@ -436,3 +436,24 @@ fn nearest_even_is_idempotent_in_single_level_scaling() {
     let twice = run(&spec(false, "1d", -1), TowardZero, &once, &[16], 0);
     assert_eq!(twice[0], 4.0 * 176.0);
 }
+
+/// With `unaligned = "keep"`, a quantizer's random Hadamard transform skips
+/// the tensors the format keeps (a first convolution's 3 input channels)
+/// and applies to the others.
+#[test]
+fn rht_skips_the_tensors_the_format_keeps() {
+    let spec = r#"{ format = "nvfp4", dim = 1, unaligned = "keep", rht = { size = 16, dim = 1 } }"#;
+    let x = spread(&[16, 3, 3, 3], 4, 2);
+    let y = run(spec, Rounding::STOCHASTIC, &x, &[16, 3, 3, 3], 0);
+    assert_same_slices(&y, &x, "kept");
+    let x = spread(&[16, 32, 3, 3], 4, 2);
+    let with = run(spec, NearestEven, &x, &[16, 32, 3, 3], 0);
+    let without = run(
+        r#"{ format = "nvfp4", dim = 1, unaligned = "keep" }"#,
+        NearestEven,
+        &x,
+        &[16, 32, 3, 3],
+        0,
+    );
+    assert_ne!(with, without);
+}

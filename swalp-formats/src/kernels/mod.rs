@@ -17,7 +17,12 @@ use crate::{BlockFloat, FixedPoint, FloatFormat, Fp8Scaled, MxFormat, Nvfp4Forma
 /// which every format here has with the same signatures.
 macro_rules! bind_kernels {
     ($format:ty, $name:literal, $kernel:ident) => {
+        bind_kernels!($format, $name, $kernel, {});
+    };
+    ($format:ty, $name:literal, $kernel:ident, { $($extra:item)* }) => {
         impl NumberFormat for $format {
+            $($extra)*
+
             fn name(&self) -> &str {
                 $name
             }
@@ -61,5 +66,9 @@ bind_kernels!(FixedPoint, "fixed", fixed);
 bind_kernels!(FloatFormat, "float", float);
 bind_kernels!(BlockFloat, "bfp", block);
 bind_kernels!(MxFormat, "mx", mx);
-bind_kernels!(Nvfp4Format, "nvfp4", nvfp4);
+bind_kernels!(Nvfp4Format, "nvfp4", nvfp4, {
+    fn keeps(&self, shape: &[usize]) -> bool {
+        self.keeps_shape(shape)
+    }
+});
 bind_kernels!(Fp8Scaled, "fp8_scaled", fp8_scaled);

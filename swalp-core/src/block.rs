@@ -11,9 +11,9 @@ use std::fmt;
 
 use tch::{TchError, Tensor};
 
-use crate::error::{closest, SpecError};
+use crate::error::SpecError;
 use crate::kernel::native::{for_each_input_chunk, max_simd};
-use crate::spec::{int_in, invalid};
+use crate::spec::{int_in, invalid, reject_unknown_keys};
 
 /// Which elements share a scale.
 ///
@@ -78,14 +78,7 @@ impl Block {
             toml::Value::Table(t) => t,
             _ => return Err(invalid(key, value, BLOCK_SYNTAX)),
         };
-        if let Some(extra) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(SpecError::UnknownKey {
-                context: format!("`{key}`"),
-                key: extra.clone(),
-                allowed: KEYS.map(String::from).to_vec(),
-                suggestion: closest(extra, KEYS),
-            });
-        }
+        reject_unknown_keys(key, table, &KEYS)?;
         match (table.get("dim"), table.get("dims"), table.get("size")) {
             (Some(d), None, None) => Ok(Block::Dims(vec![dim_of("dim", d)?])),
             (None, Some(toml::Value::Array(ds)), None) if !ds.is_empty() => Ok(Block::Dims(

@@ -53,10 +53,10 @@ use tch::{Kind, TchError, Tensor};
 
 use crate::backend::Backend;
 use crate::block::resolve_dim;
-use crate::error::{closest, Error, SpecError};
+use crate::error::{Error, SpecError};
 use crate::rng::splitmix64;
 pub use crate::spec::RHT_SYNTAX;
-use crate::spec::{int_in, invalid};
+use crate::spec::{int_in, invalid, reject_unknown_keys};
 
 /// The group sizes allowed: powers of two up to 256 (16 is NVIDIA's).
 const SIZES: std::ops::RangeInclusive<usize> = 2..=256;
@@ -136,14 +136,7 @@ impl Rht {
             toml::Value::Table(t) => t,
             _ => return Err(invalid(key, value, RHT_SYNTAX)),
         };
-        if let Some(extra) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(SpecError::UnknownKey {
-                context: format!("`{key}`"),
-                key: extra.clone(),
-                allowed: KEYS.map(String::from).to_vec(),
-                suggestion: closest(extra, KEYS),
-            });
-        }
+        reject_unknown_keys(key, table, &KEYS)?;
         let size = match table.get("size") {
             None => 16,
             Some(v) => check_size(&format!("{key}.size"), v)?,

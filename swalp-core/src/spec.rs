@@ -294,6 +294,33 @@ pub struct Params<'a> {
 /// ```
 pub const QUANTIZER_KEYS: [&str; 5] = ["format", "rounding", "scale", "rht", "backend"];
 
+/// Fails naming the first key of the nested table `table` (the value of
+/// the spec key `key`) that is not one of `allowed`, with the closest
+/// allowed key as a suggestion.
+///
+/// ```
+/// use swalp_core::spec::reject_unknown_keys;
+/// let t: toml::Table = toml::from_str("dimm = 1")?;
+/// let err = reject_unknown_keys("block", &t, &["dim", "size"]).unwrap_err();
+/// assert!(err.to_string().contains("did you mean `dim`"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn reject_unknown_keys(
+    key: &str,
+    table: &toml::Table,
+    allowed: &[&str],
+) -> Result<(), SpecError> {
+    match table.keys().find(|k| !allowed.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(extra) => Err(SpecError::UnknownKey {
+            context: format!("`{key}`"),
+            key: extra.clone(),
+            allowed: allowed.iter().map(|k| k.to_string()).collect(),
+            suggestion: closest(extra, allowed.iter().copied()),
+        }),
+    }
+}
+
 /// The spec syntax of `rht` (see [`Rht`](crate::rht::Rht)), for error
 /// messages and `formats`; declared here with the other quantizer keys, so
 /// that this module does not depend on the transform's.

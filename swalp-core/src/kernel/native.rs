@@ -400,8 +400,8 @@ pub trait RunFn: Sync {
 /// Rounds `input` as consecutive runs of `run` elements (the last possibly
 /// shorter), each run by the element function of the scale of its largest
 /// `key`: `out[j] = f.element(f.scale(max)).apply(first + j, input[j])`.
-/// For block formats whose blocks are short equal runs (NVFP4's 16, MX's
-/// 32): the maxima of all runs, then all their scales, then the elements,
+/// For block formats whose blocks are short equal runs (NVFP4's 16 along
+/// the last dimension): the maxima of all runs, then all their scales, then the elements,
 /// each a vectorised loop compiled for the best instruction set as
 /// [`map_simd`] is, rather than one dispatched call per block.
 #[inline(always)]

@@ -569,7 +569,7 @@ pub fn nvfp4(
         out.copy_from_slice(x);
         return Ok(());
     };
-    let layout = layout_of(&block, shape)?;
+    let layout = layout_of("nvfp4", &block, shape)?;
     let tensor = if format.tensor_scale() {
         let amax = f32::from_bits(BlockLayout::new(&Block::Tensor, shape).map_or(0, |l| {
             l.maxima(x, abs_bits_nan_inf).first().copied().unwrap_or(0)
@@ -608,7 +608,7 @@ pub fn fp8_scaled(
     rounding: Rounding,
     random: Option<RandomStream>,
 ) -> Result<()> {
-    let layout = layout_of(&format.block(shape), shape)?;
+    let layout = layout_of("fp8_scaled", &format.block(shape), shape)?;
     let blocks = ScaledBlocks::new(&format.elem_format(), rounding, |amax: f32| {
         format.block_scales(amax)
     });
@@ -616,10 +616,10 @@ pub fn fp8_scaled(
     Ok(())
 }
 
-/// The layout of `block` over `shape`, whose dimensions the format checked.
-fn layout_of(block: &Block, shape: &[usize]) -> Result<BlockLayout> {
+/// The layout of `block` over `shape` for the format named `format`.
+fn layout_of(format: &str, block: &Block, shape: &[usize]) -> Result<BlockLayout> {
     BlockLayout::new(block, shape).map_err(|e| swalp_core::Error::Unsupported {
-        format: "block".into(),
+        format: format.into(),
         backend: swalp_core::Backend::Native,
         reason: e.to_string(),
     })

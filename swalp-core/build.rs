@@ -1,6 +1,13 @@
-//! Builds the C++ shim (`cpp/quant_hook.cpp`, the autograd hook, and
-//! `cpp/scaled_ops.cpp`, operators tch lacks) against libtorch's headers
-//! and makes every binary that links swalp find libtorch at run time.
+//! Builds the C++ shim (`cpp/quant_hook.cpp`, the autograd hook,
+//! `cpp/scaled_ops.cpp`, operators tch lacks, and `cpp/cuda_stream.cpp`,
+//! PyTorch's current CUDA stream) against libtorch's headers, the CPU twin
+//! of the CUDA header (`cuda/swalp.cuh`), and makes every binary that links
+//! swalp find libtorch at run time.
+//!
+//! It also tells the CUDA backend where the PyTorch wheel's NVRTC lives
+//! (`SWALP_NVRTC_DIR`, a default the `SWALP_NVRTC` variable overrides at
+//! run time) and dependent build scripts where the CUDA header is
+//! (`DEP_SWALP_CORE_CUDA_INCLUDE`), for their own CPU twins.
 //!
 //! torch-sys reports libtorch's directory as `DEP_TCH_LIBTORCH_LIB`. This
 //! script bakes it into this crate's tests as an rpath and passes the link
@@ -16,6 +23,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-changed=cpp/quant_hook.cpp");
     println!("cargo:rerun-if-changed=cpp/scaled_ops.cpp");
+    println!("cargo:rerun-if-changed=cpp/cuda_stream.cpp");
+    println!("cargo:rerun-if-changed=cuda/swalp.cuh");
+    println!("cargo:rerun-if-changed=cuda/twin_core.cpp");
     // Without libtorch's directory the C++ shim cannot be built, and the
     // crate would fail later with unresolved symbols at link time: say why
     // now.
@@ -29,8 +39,11 @@ fn main() {
     };
     let lib = Path::new(&lib_dir);
     let include = lib.join("../include");
-    cc::Build::new()
-        .cpp(true)
+    // The wheel's CUDA libraries (nvidia/cu13 beside torch/).
+    let nvidia = lib.join("../../nvidia/cu13");
+    let with_cuda = lib.join("libc10_cuda.so").exists();
+    let mut shim = cc::Build::new();
+    shim.cpp(true)
         .pic(true)
         .warnings(false)
         .include(&include)
@@ -39,7 +52,31 @@ fn main() {
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
         .file("cpp/quant_hook.cpp")
         .file("cpp/scaled_ops.cpp")
-        .compile("swalp_hook");
+        .file("cpp/cuda_stream.cpp");
+    if with_cuda {
+        shim.define("SWALP_WITH_CUDA", None);
+        println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    }
+    shim.compile("swalp_hook");
+
+    // The twin's arithmetic must be the kernels': no fused multiply-adds.
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .warnings(true)
+        .flag("-std=c++17")
+        .flag("-ffp-contract=off")
+        .include("cuda")
+        .file("cuda/twin_core.cpp")
+        .compile("swalp_cuda_twin_core");
+    let cuda_include =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("cuda");
+    println!("cargo:cuda_include={}", cuda_include.display());
+    let nvrtc_dir = nvidia.join("lib");
+    if nvrtc_dir.join("libnvrtc.so.13").exists() {
+        let dir = nvrtc_dir.canonicalize().unwrap_or(nvrtc_dir);
+        println!("cargo:rustc-env=SWALP_NVRTC_DIR={}", dir.display());
+    }
 
     let mut args = vec![format!("-Wl,-rpath,{lib_dir}")];
     if lib.join("libtorch_cuda.so").exists() {

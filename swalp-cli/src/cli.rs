@@ -374,7 +374,9 @@ pub enum BackendArg {
     Native,
     /// Composed libtorch ops (any device).
     Tensor,
-    /// Native when it applies, tensor otherwise.
+    /// The fused CUDA kernel, compiled at run time (CUDA tensors only).
+    Cuda,
+    /// Native on the CPU and CUDA on a GPU when they apply, tensor otherwise.
     Auto,
 }
 
@@ -392,6 +394,7 @@ impl From<BackendArg> for Backend {
         match arg {
             BackendArg::Native => Backend::Native,
             BackendArg::Tensor => Backend::Tensor,
+            BackendArg::Cuda => Backend::Cuda,
             BackendArg::Auto => Backend::Auto,
         }
     }
@@ -443,6 +446,18 @@ pub struct BenchArgs {
     /// format family.
     #[arg(long = "format", value_name = "SPEC")]
     pub formats: Vec<String>,
+
+    /// Where to time: the kernels on the CPU (native and tensor backends) or
+    /// on the first CUDA GPU (CUDA and tensor backends); the training step
+    /// on the CPU or the GPU. Default: the CPU for kernels, the GPU if there
+    /// is one for `--train`.
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceArg>,
+
+    /// Batch size of the `--train` step. Default: 32 on the CPU, 128 on a
+    /// GPU.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub batch: Option<u64>,
 
     /// Training steps timed (the median is reported), after two warm-up steps.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]

@@ -1154,6 +1154,43 @@ fn bench_reports_every_format_rounding_and_backend_as_json_lines() {
 }
 
 #[test]
+fn bench_on_cuda_times_the_cuda_kernels_or_says_there_is_no_gpu() {
+    let args = [
+        "bench",
+        "--device",
+        "cuda",
+        "--elements",
+        "65536",
+        "--json",
+        "--format",
+        r#"{ format = "bfp", wl = 8, block = { dim = 0 } }"#,
+    ];
+    if !swalp_core::tch::Cuda::is_available() {
+        println!("skipped: no CUDA device (checking the error instead)");
+        let out = swalp(&args);
+        assert_usage_error(&out, &["--device cuda", "CUDA is not available"]);
+        return;
+    }
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2 + 2 * 2);
+    assert!(rows.iter().all(|r| r["device"] == "cuda"));
+    assert_eq!(rows[2]["backend"], "cuda");
+    assert_eq!(rows[3]["backend"], "tensor");
+}
+
+#[test]
 fn bench_times_the_formats_asked_for() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
         .args([

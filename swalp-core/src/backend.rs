@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 /// Which kernel rounds a tensor.
 ///
 /// `Auto` (the default) uses the native kernel for `f32` tensors on the CPU
-/// when the format has one, and the tensor kernel otherwise.
+/// and the CUDA kernel for `f32`, `bf16` and `f16` tensors on a CUDA device
+/// when the format has them, and the tensor kernel otherwise.
 ///
 /// ```
 /// use swalp_core::Backend;
@@ -25,6 +26,9 @@ pub enum Backend {
     Native,
     /// Composed tch ops; any device and floating dtype.
     Tensor,
+    /// The fused CUDA kernel (see [`crate::cuda`]); `f32`, `bf16` and `f16`
+    /// tensors on a CUDA device.
+    Cuda,
 }
 
 impl Backend {
@@ -37,7 +41,7 @@ impl Backend {
     /// }
     /// # Ok::<(), swalp_core::SpecError>(())
     /// ```
-    pub const NAMES: [&'static str; 3] = ["auto", "native", "tensor"];
+    pub const NAMES: [&'static str; 4] = ["auto", "native", "tensor", "cuda"];
 }
 
 impl fmt::Display for Backend {
@@ -46,6 +50,7 @@ impl fmt::Display for Backend {
             Backend::Auto => "auto",
             Backend::Native => "native",
             Backend::Tensor => "tensor",
+            Backend::Cuda => "cuda",
         })
     }
 }

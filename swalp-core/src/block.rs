@@ -461,6 +461,27 @@ impl BlockLayout {
         self.typical_run() >= MIN_RUN
     }
 
+    /// The layout as `[stride, size, chunk, weight]` terms, innermost first:
+    /// [`block_of(i)`](Self::block_of) is the sum over terms of
+    /// `(i / stride % size) / chunk * weight` (what the CUDA kernels
+    /// compute).
+    ///
+    /// ```
+    /// use swalp_core::block::{Block, BlockLayout};
+    /// let l = BlockLayout::new(&Block::Chunks { size: 2, dim: 1 }, &[2, 3])?;
+    /// let block_of = |i: usize| -> usize {
+    ///     l.terms().iter().map(|[st, si, ch, w]| (i / st % si) / ch * w).sum()
+    /// };
+    /// assert!((0..6).all(|i| block_of(i) == l.block_of(i)));
+    /// # Ok::<(), swalp_core::block::MissingDim>(())
+    /// ```
+    pub fn terms(&self) -> Vec<[usize; 4]> {
+        self.terms
+            .iter()
+            .map(|t| [t.stride, t.size, t.chunk, t.weight])
+            .collect()
+    }
+
     /// The block of the element at row-major `index`.
     #[inline]
     pub fn block_of(&self, index: usize) -> usize {

@@ -150,6 +150,9 @@ pub enum Error {
     /// Saved training state (optimizer, SWA) does not fit what it is loaded
     /// into.
     State(String),
+    /// The CUDA backend failed (loading the driver or NVRTC, compiling or
+    /// launching a kernel).
+    Cuda(crate::cuda::CudaError),
 }
 
 impl Error {
@@ -185,6 +188,7 @@ impl fmt::Display for Error {
             }
             Error::Hook(msg) => write!(f, "quantization hook: {msg}"),
             Error::State(msg) => f.write_str(msg),
+            Error::Cuda(e) => write!(f, "CUDA backend: {e}"),
         }
     }
 }
@@ -194,6 +198,7 @@ impl std::error::Error for Error {
         match self {
             Error::Spec(e) => Some(e),
             Error::Torch(e) => Some(e),
+            Error::Cuda(e) => Some(e),
             Error::Unsupported { .. } | Error::Hook(_) | Error::State(_) => None,
         }
     }
@@ -202,6 +207,12 @@ impl std::error::Error for Error {
 impl From<SpecError> for Error {
     fn from(e: SpecError) -> Self {
         Error::Spec(e)
+    }
+}
+
+impl From<crate::cuda::CudaError> for Error {
+    fn from(e: crate::cuda::CudaError) -> Self {
+        Error::Cuda(e)
     }
 }
 

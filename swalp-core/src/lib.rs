@@ -4,7 +4,8 @@
 //! any one number format:
 //!
 //! - [`NumberFormat`]: what a format can represent, with a tensor kernel (any
-//!   device) and an optional native CPU kernel;
+//!   device), an optional native CPU kernel and an optional CUDA kernel
+//!   (compiled at run time, see [`cuda`]);
 //! - [`Rounding`]: nearest (three tie rules), directed and stochastic
 //!   rounding, decided by one rule shared by every kernel;
 //! - [`Quantizer`] / [`QuantPair`]: a format with a rounding, the unit applied
@@ -39,6 +40,7 @@
 pub mod backend;
 pub mod batchnorm;
 pub mod block;
+pub mod cuda;
 pub mod error;
 pub mod format;
 pub mod hook;

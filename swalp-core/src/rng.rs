@@ -72,6 +72,12 @@ impl RandomStream {
         }
     }
 
+    /// The stream's two keys, for kernels that compute the draws themselves
+    /// (the CUDA kernels' `swalp_draw`).
+    pub fn keys(&self) -> (u32, u32) {
+        (self.key0, self.key1)
+    }
+
     /// The uniform 32-bit draw for element `index`.
     #[inline]
     pub fn bits(&self, index: u64) -> u32 {

@@ -641,7 +641,7 @@ fn syntax_message(e: &toml::de::Error, added: usize) -> String {
     }
 }
 
-/// A backend from its spec name (`"auto"`, `"native"`, `"tensor"`).
+/// A backend from its spec name (`"auto"`, `"native"`, `"tensor"`, `"cuda"`).
 impl FromStr for Backend {
     type Err = SpecError;
     fn from_str(s: &str) -> Result<Self, SpecError> {
@@ -649,10 +649,11 @@ impl FromStr for Backend {
             "auto" => Ok(Backend::Auto),
             "native" => Ok(Backend::Native),
             "tensor" => Ok(Backend::Tensor),
+            "cuda" => Ok(Backend::Cuda),
             other => Err(SpecError::InvalidValue {
                 key: "backend".into(),
                 value: format!("{other:?}"),
-                allowed: "\"auto\" | \"native\" | \"tensor\"".into(),
+                allowed: "\"auto\" | \"native\" | \"tensor\" | \"cuda\"".into(),
             }),
         }
     }

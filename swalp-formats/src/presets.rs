@@ -7,8 +7,8 @@
 //! `to_kind(Half)` and back) bit for bit.
 
 use swalp_core::{
-    tch::Tensor, FormatFactory, NumberFormat, ParamInfo, Params, RandomStream, Result, Rounding,
-    SpecError,
+    cuda::CudaKernel, tch::Tensor, FormatFactory, NumberFormat, ParamInfo, Params, RandomStream,
+    Result, Rounding, SpecError,
 };
 
 use crate::float::{FloatFormat, Specials, OVERFLOW_NAMES, SUBNORMALS};
@@ -82,6 +82,10 @@ impl NumberFormat for Preset {
         random: Option<RandomStream>,
     ) -> Result<()> {
         self.float.quantize_native(x, shape, out, rounding, random)
+    }
+
+    fn cuda_kernel(&self, shape: &[usize], rounding: Rounding) -> Result<Option<CudaKernel>> {
+        self.float.cuda_kernel(shape, rounding)
     }
 }
 

@@ -13,6 +13,12 @@
 //! the two models take turns in rounds of a few steps, so both see the same
 //! machine load, and each reports the median of its steps after warm-up.
 //!
+//! With `--device cuda` the kernels are timed on the first GPU, the CUDA
+//! backend next to the tensor backend and a device-to-device copy into a
+//! warm buffer; each timing then covers several calls ended by one device
+//! synchronisation, so launch latency is amortised as in training. The
+//! training step defaults to the GPU when there is one, at batch 128.
+//!
 //! The text output is a Markdown table headed by the machine (CPU model,
 //! logical CPUs, libtorch threads) and the UTC date, ready to paste.
 
@@ -23,7 +29,8 @@ use serde_json::json;
 use swalp_core::tch::{self, nn::ModuleT, Device, Kind, Tensor};
 use swalp_core::{Backend, QuantRng, Quantizer, Rounding};
 
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, DeviceArg};
+use crate::commands::quantize::select_device;
 use crate::error::CliError;
 
 /// The formats timed: every built-in format family, per tensor and per
@@ -57,9 +64,46 @@ fn best_of(mut f: impl FnMut()) -> Duration {
         .unwrap_or_default()
 }
 
+/// Calls per timing on `device`: one on the CPU; on a GPU several, ended by
+/// one synchronisation, so that the launch and the wait are amortised.
+fn calls_per_timing(device: Device) -> u32 {
+    if device.is_cuda() {
+        20
+    } else {
+        1
+    }
+}
+
+/// Waits for `device` to finish its queued work.
+fn synchronize(device: Device) {
+    if let Device::Cuda(ordinal) = device {
+        tch::Cuda::synchronize(ordinal as i64);
+    }
+}
+
+/// [`best_of`] `f` on `device`, per call: `f` runs
+/// [`calls_per_timing`] times per timing, then the device is waited for.
+fn best_per_call(device: Device, mut f: impl FnMut()) -> Duration {
+    let calls = calls_per_timing(device);
+    best_of(|| {
+        for _ in 0..calls {
+            f();
+        }
+        synchronize(device);
+    }) / calls
+}
+
 fn median_of(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
+}
+
+/// The device in words, the GPU's name included.
+fn device_label(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "the CPU".into(),
+    }
 }
 
 /// One line naming the machine and the date, for the tables.
@@ -109,27 +153,36 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if args.train {
         return train(args, out);
     }
+    let device = select_device(args.device.unwrap_or(DeviceArg::Cpu))?;
     let n = args.elements as i64;
     tch::manual_seed(0);
-    let x = Tensor::randn([n / 4096, 4096], (Kind::Float, Device::Cpu));
+    let x = Tensor::randn([n / 4096, 4096], (Kind::Float, device));
     let mut warm = x.zeros_like();
     let per_elem = |d: Duration| d.as_secs_f64() * 1e9 / n as f64;
-    let copy_ns = per_elem(best_of(|| {
+    let copy_ns = per_elem(best_per_call(device, || {
         warm.copy_(&x);
     }));
-    let fresh_ns = per_elem(best_of(|| {
+    let fresh_ns = per_elem(best_per_call(device, || {
         let _ = x.copy();
     }));
+    let device_name = if device.is_cuda() { "cuda" } else { "cpu" };
     let mut rows = vec![
         json!({
             "format": "copy into a warm buffer", "rounding": null, "backend": "tensor",
-            "elements": n, "ns_per_elem": copy_ns, "x_copy": 1.0,
+            "device": device_name, "elements": n, "ns_per_elem": copy_ns, "x_copy": 1.0,
         }),
         json!({
             "format": "copy into a fresh tensor", "rounding": null, "backend": "tensor",
-            "elements": n, "ns_per_elem": fresh_ns, "x_copy": fresh_ns / copy_ns,
+            "device": device_name, "elements": n, "ns_per_elem": fresh_ns,
+            "x_copy": fresh_ns / copy_ns,
         }),
     ];
+    // The fused kernel of the device first, then the tensor kernel.
+    let fused = if device.is_cuda() {
+        Backend::Cuda
+    } else {
+        Backend::Native
+    };
     // Every native kernel first, then every tensor kernel: the tensor
     // kernels' large f64 temporaries would otherwise churn the allocator and
     // the page cache between native timings.
@@ -147,12 +200,12 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut rng = QuantRng::new(0);
     let mut timed = std::collections::HashMap::new();
-    for backend in [Backend::Native, Backend::Tensor] {
+    for backend in [fused, Backend::Tensor] {
         for (&spec, q) in specs.iter().zip(&quantizers) {
             for rounding in [Rounding::NearestEven, Rounding::STOCHASTIC] {
                 let q = q.clone().with_rounding(rounding).with_backend(backend);
                 let mut failed = None;
-                let time = best_of(|| {
+                let time = best_per_call(device, || {
                     if let Err(e) = q.quantize_into(&x, &mut warm, &mut rng) {
                         failed = Some(e);
                     }
@@ -166,13 +219,13 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
     for &spec in &specs {
         for rounding in [Rounding::NearestEven, Rounding::STOCHASTIC] {
-            for backend in [Backend::Native, Backend::Tensor] {
+            for backend in [fused, Backend::Tensor] {
                 let spec_value: toml::Value =
                     toml::Value::Table(swalp_core::spec::parse_table(spec).unwrap_or_default());
                 let ns = per_elem(timed[&(spec, rounding.to_string(), backend)]);
                 rows.push(json!({
                     "format": spec_value, "rounding": rounding.to_string(),
-                    "backend": backend.to_string(), "elements": n,
+                    "backend": backend.to_string(), "device": device_name, "elements": n,
                     "ns_per_elem": ns, "x_copy": ns / copy_ns,
                 }));
             }
@@ -188,15 +241,15 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     w(
         out,
         format!(
-            "{n} f32 elements into a warm output, ns per element (best of {REPETITIONS}) and ratio to a copy into a warm buffer; {}",
+            "{n} f32 elements into a warm output on {}, ns per element (best of {REPETITIONS}) and ratio to a copy into a warm buffer; {}",
+            device_label(device),
             machine()
         ),
     )?;
     w(out, String::new())?;
     w(
         out,
-        "| format | rounding | native ns/elem | native ÷ copy | tensor ns/elem | tensor ÷ copy |"
-            .into(),
+        format!("| format | rounding | {fused} ns/elem | {fused} ÷ copy | tensor ns/elem | tensor ÷ copy |"),
     )?;
     w(out, "|---|---|---:|---:|---:|---:|".into())?;
     w(
@@ -210,7 +263,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
             fresh_ns / copy_ns
         ),
     )?;
-    // Rows 2.. come in (native, tensor) pairs per spec and rounding.
+    // Rows 2.. come in (fused, tensor) pairs per spec and rounding.
     for (pair, spec) in rows[2..].chunks(2).zip(specs.iter().flat_map(|s| [s, s])) {
         let cell = |row: &serde_json::Value| {
             let ns = row["ns_per_elem"].as_f64().unwrap_or(f64::NAN);
@@ -235,7 +288,13 @@ fn train(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     use swalp_core::optim::{OptimQuantizers, Sgd, SgdConfig};
     use swalp_core::points::PointConfig;
 
-    let device = Device::cuda_if_available();
+    let device = match args.device {
+        Some(arg) => select_device(arg)?,
+        None => Device::cuda_if_available(),
+    };
+    let batch = args
+        .batch
+        .unwrap_or(if device.is_cuda() { 128 } else { 32 }) as i64;
     let lp_points: PointConfig = {
         let table: toml::Table = toml::from_str(
             r#"
@@ -271,8 +330,8 @@ fn train(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
         };
         let opt = Sgd::from_var_store(&model.vs, config, OptimQuantizers::from_points(points), rng)
             .map_err(internal)?;
-        let x = Tensor::randn([32, 3, 32, 32], (Kind::Float, device));
-        let y = Tensor::randint(10, [32], (Kind::Int64, device));
+        let x = Tensor::randn([batch, 3, 32, 32], (Kind::Float, device));
+        let y = Tensor::randint(10, [batch], (Kind::Int64, device));
         Ok((model, opt, x, y))
     };
     let mut runs = [setup(&PointConfig::full_precision())?, setup(&lp_points)?];
@@ -300,7 +359,7 @@ fn train(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
         left -= round;
     }
     let [fp, lp] = times.map(median_of);
-    let row = json!({ "model": "vgg16", "batch": 32, "device": format!("{device:?}"),
+    let row = json!({ "model": "vgg16", "batch": batch, "device": device_label(device),
                       "threads": tch::get_num_threads(), "steps": args.steps,
                       "fp_step_s": fp.as_secs_f64(), "lp_step_s": lp.as_secs_f64(),
                       "ratio": lp.as_secs_f64() / fp.as_secs_f64() });
@@ -309,7 +368,8 @@ fn train(args: &BenchArgs, out: &mut dyn Write) -> Result<(), CliError> {
     } else {
         writeln!(
             out,
-            "VGG16 step, batch 32, {device:?} (median of {} steps; {}): full precision {:.3} s, 8-bit BFP at all points {:.3} s ({:.2}x)",
+            "VGG16 step, batch {batch}, {} (median of {} steps; {}): full precision {:.3} s, 8-bit BFP at all points {:.3} s ({:.2}x)",
+            device_label(device),
             args.steps,
             machine(),
             fp.as_secs_f64(),

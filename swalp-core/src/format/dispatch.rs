@@ -5,6 +5,7 @@
 use tch::{Device, Kind, Tensor};
 
 use super::{Backend, NumberFormat};
+use crate::cuda::CudaKernel;
 use crate::error::{Error, Result};
 use crate::rng::QuantRng;
 use crate::rounding::Rounding;
@@ -24,13 +25,13 @@ pub fn quantize<F: NumberFormat + ?Sized>(
     let Some(call) = Call::new(format, x, rounding, rng, backend)? else {
         return Ok(x.detach().copy());
     };
-    if call.native {
+    if call.native() {
         let out = Tensor::empty(call.x.size(), (Kind::Float, Device::Cpu));
         advise_huge_pages(out.data_ptr(), call.x.numel() * std::mem::size_of::<f32>());
         call.run_native(format, &out)?;
         Ok(out)
     } else {
-        call.run_tensor(format)
+        call.run_device(format)
     }
 }
 
@@ -64,7 +65,7 @@ pub fn quantize_into<F: NumberFormat + ?Sized>(
     let Some(call) = Call::new(format, x, rounding, rng, backend)? else {
         return Ok(());
     };
-    let direct = call.native
+    let direct = call.native()
         && out.kind() == Kind::Float
         && out.device() == Device::Cpu
         && out.is_contiguous()
@@ -73,27 +74,34 @@ pub fn quantize_into<F: NumberFormat + ?Sized>(
         call.run_native(format, out)?;
         bump_version(out)?;
     } else {
-        let y = if call.native {
+        let y = if call.native() {
             let y = Tensor::empty(call.x.size(), (Kind::Float, Device::Cpu));
             call.run_native(format, &y)?;
             y
         } else {
-            call.run_tensor(format)?
+            call.run_device(format)?
         };
         out.f_copy_(&y)?;
     }
     Ok(())
 }
 
+/// Which kernel a call runs.
+enum Path {
+    Native,
+    Tensor,
+    Cuda(CudaKernel),
+}
+
 /// One kernel call: the checked, detached input, its random stream and the
-/// backend chosen.
+/// kernel chosen.
 struct Call {
-    /// Detached; contiguous when `native`.
+    /// Detached; contiguous when native.
     x: Tensor,
     kind: Kind,
     rounding: Rounding,
     random: Option<crate::rng::RandomStream>,
-    native: bool,
+    path: Path,
 }
 
 impl Call {
@@ -122,30 +130,24 @@ impl Call {
             return Ok(None);
         }
         let random = rounding.is_stochastic().then(|| rng.next_stream());
-        let native_fits = x.device() == Device::Cpu && kind == Kind::Float;
-        let native = match backend {
-            Backend::Auto => native_fits && format.has_native(),
-            Backend::Tensor => false,
-            Backend::Native if !native_fits => {
-                return Err(Error::Unsupported {
-                    format: format.name().into(),
-                    backend,
-                    reason: format!(
-                        "needs an f32 CPU tensor, got {kind:?} on {:?}; use backend = \"tensor\"",
-                        x.device()
-                    ),
-                })
-            }
-            Backend::Native => true,
+        let path = choose(format, &x, rounding, backend)?;
+        let x = if matches!(path, Path::Native) {
+            x.contiguous()
+        } else {
+            x
         };
-        let x = if native { x.contiguous() } else { x };
         Ok(Some(Call {
             x,
             kind,
             rounding,
             random,
-            native,
+            path,
         }))
+    }
+
+    /// Whether the native kernel runs.
+    fn native(&self) -> bool {
+        matches!(self.path, Path::Native)
     }
 
     /// Runs the native kernel into `out`, a contiguous f32 CPU tensor of
@@ -165,12 +167,94 @@ impl Call {
         format.quantize_native(input, &shape, output, self.rounding, self.random)
     }
 
-    /// Runs the tensor kernel (in f64) and converts back to the input dtype.
-    fn run_tensor<F: NumberFormat + ?Sized>(&self, format: &F) -> Result<Tensor> {
-        let y =
-            format.quantize_tensor(&self.x.to_kind(Kind::Double), self.rounding, self.random)?;
-        Ok(y.to_kind(self.kind))
+    /// Runs the tensor kernel (in f64) or the CUDA kernel (in f32, which
+    /// holds bf16 and f16 exactly) and converts back to the input dtype.
+    fn run_device<F: NumberFormat + ?Sized>(&self, format: &F) -> Result<Tensor> {
+        match &self.path {
+            Path::Cuda(kernel) => {
+                let x = self.x.f_to_kind(Kind::Float)?.f_contiguous()?;
+                let y = crate::cuda::quantize_on_device(kernel, &x, self.rounding, self.random)?;
+                Ok(if self.kind == Kind::Float {
+                    y
+                } else {
+                    y.f_to_kind(self.kind)?
+                })
+            }
+            _ => {
+                let y = format.quantize_tensor(
+                    &self.x.to_kind(Kind::Double),
+                    self.rounding,
+                    self.random,
+                )?;
+                Ok(y.to_kind(self.kind))
+            }
+        }
     }
+}
+
+/// The kernel `backend` asks for `x`, or why it cannot run.
+fn choose<F: NumberFormat + ?Sized>(
+    format: &F,
+    x: &Tensor,
+    rounding: Rounding,
+    backend: Backend,
+) -> Result<Path> {
+    let kind = x.kind();
+    let native_fits = x.device() == Device::Cpu && kind == Kind::Float;
+    let cuda_fits =
+        x.device().is_cuda() && matches!(kind, Kind::Float | Kind::Half | Kind::BFloat16);
+    let unsupported = |reason: String| Error::Unsupported {
+        format: format.name().into(),
+        backend,
+        reason,
+    };
+    let shape = || -> Vec<usize> { x.size().iter().map(|&d| d as usize).collect() };
+    Ok(match backend {
+        Backend::Auto if native_fits && format.has_native() => Path::Native,
+        Backend::Auto if cuda_fits && cuda_usable() => {
+            match format.cuda_kernel(&shape(), rounding)? {
+                Some(kernel) if kernel.fits() => Path::Cuda(kernel),
+                _ => Path::Tensor,
+            }
+        }
+        Backend::Auto | Backend::Tensor => Path::Tensor,
+        Backend::Native if !native_fits => {
+            return Err(unsupported(format!(
+                "needs an f32 CPU tensor, got {kind:?} on {:?}; use backend = \"tensor\"",
+                x.device()
+            )))
+        }
+        Backend::Native => Path::Native,
+        Backend::Cuda if !cuda_fits => {
+            return Err(unsupported(format!(
+                "needs an f32, bf16 or f16 tensor on a CUDA device, got {kind:?} on {:?}; \
+                 use backend = \"tensor\" or \"auto\"",
+                x.device()
+            )))
+        }
+        Backend::Cuda => match format.cuda_kernel(&shape(), rounding)? {
+            Some(kernel) => Path::Cuda(kernel),
+            None => {
+                return Err(unsupported(
+                    "this format has no CUDA kernel for this tensor; use backend = \"tensor\""
+                        .into(),
+                ))
+            }
+        },
+    })
+}
+
+/// Whether the CUDA backend can run here (driver and NVRTC load). When it
+/// cannot, `auto` takes the tensor kernel and says why once in the log.
+fn cuda_usable() -> bool {
+    static USABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *USABLE.get_or_init(|| {
+        let status = crate::cuda::driver::status().and_then(|()| crate::cuda::nvrtc::status());
+        if let Err(e) = &status {
+            log::warn!("CUDA tensors are rounded by the tensor backend: {e}");
+        }
+        status.is_ok()
+    })
 }
 
 /// Whether the memory of contiguous `a` and `b` (CPU) overlaps.

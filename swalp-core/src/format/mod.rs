@@ -4,7 +4,9 @@
 //! - [`quantize_tensor`](NumberFormat::quantize_tensor), composed tch ops on
 //!   `Double` tensors, runs on any device;
 //! - [`quantize_native`](NumberFormat::quantize_native), a fused Rust loop over
-//!   a contiguous `f32` slice, optional.
+//!   a contiguous `f32` slice, optional;
+//! - [`cuda_kernel`](NumberFormat::cuda_kernel), a fused CUDA kernel's
+//!   source and parameters (see [`crate::cuda`]), optional.
 //!
 //! [`quantize`](NumberFormat::quantize) picks one (see [`Backend`]), handles
 //! dtypes, devices, empty tensors and random streams, and is what callers use.
@@ -17,6 +19,7 @@ use dyn_clone::DynClone;
 use tch::Tensor;
 
 pub use crate::backend::Backend;
+use crate::cuda::CudaKernel;
 use crate::error::{Error, Result};
 use crate::rng::{QuantRng, RandomStream};
 use crate::rounding::Rounding;
@@ -128,6 +131,23 @@ pub trait NumberFormat: DynClone + Send + Sync + fmt::Debug {
             backend: Backend::Native,
             reason: "this format has no native kernel; use backend = \"tensor\"".into(),
         })
+    }
+
+    /// The CUDA kernel that rounds a tensor of `shape` with `rounding` (see
+    /// [`crate::cuda`]), or `None` when the format has none for it (CUDA
+    /// tensors then take the tensor kernel). Its results must equal the
+    /// native kernel's; the default has none.
+    ///
+    /// ```
+    /// use swalp_core::{NumberFormat, Rounding};
+    /// let fixed = swalp_formats::FixedPoint::new(8, 6, true, false)?;
+    /// let kernel = fixed.cuda_kernel(&[4, 4], Rounding::NearestEven)?.expect("fixed has one");
+    /// assert_eq!(kernel.entry, "swalp_fixed");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn cuda_kernel(&self, shape: &[usize], rounding: Rounding) -> Result<Option<CudaKernel>> {
+        let _ = (shape, rounding);
+        Ok(None)
     }
 
     /// Whether the format leaves a tensor of this shape in full precision

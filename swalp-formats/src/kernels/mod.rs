@@ -1,14 +1,16 @@
 //! The formats bound to their kernels: each format's module holds its
 //! math and parameters and knows nothing of how it is computed; this module
 //! implements [`NumberFormat`] for it with the native (Rust loops over `f32`,
-//! [`native`]) and tensor (libtorch ops on any device, [`tensor`]) kernels,
+//! [`native`]), tensor (libtorch ops on any device, [`tensor`]) and CUDA
+//! (CUDA C compiled at run time, [`cuda`]) kernels,
 //! as candle keeps its backends apart from the ops they implement. Kernels
 //! depend on the formats, never the reverse.
 
+pub mod cuda;
 pub mod native;
 pub mod tensor;
 
-use swalp_core::{tch::Tensor, NumberFormat, RandomStream, Result, Rounding};
+use swalp_core::{cuda::CudaKernel, tch::Tensor, NumberFormat, RandomStream, Result, Rounding};
 
 use crate::{BlockFloat, FixedPoint, FloatFormat, Fp8Scaled, MxFormat, Nvfp4Format};
 
@@ -57,6 +59,10 @@ macro_rules! bind_kernels {
                 random: Option<RandomStream>,
             ) -> Result<()> {
                 native::$kernel(self, x, shape, out, rounding, random)
+            }
+
+            fn cuda_kernel(&self, shape: &[usize], rounding: Rounding) -> Result<Option<CudaKernel>> {
+                cuda::$kernel(self, shape, rounding)
             }
         }
     };

@@ -175,19 +175,21 @@ impl<R: RoundRule> ElementFn for FloatElement<R> {
     }
 }
 
+/// A float format with the overflow values of one rounding: what
+/// [`float_element`] (and the CUDA kernels' `swalp_float_element`) reads.
 #[derive(Clone, Copy)]
-struct FloatParams {
-    max: f64,
-    overflow: [f64; 2],
-    infinity: [f64; 2],
-    emin: i32,
-    emax: i32,
-    man: i32,
-    below_emin: i32,
+pub(super) struct FloatParams {
+    pub(super) max: f64,
+    pub(super) overflow: [f64; 2],
+    pub(super) infinity: [f64; 2],
+    pub(super) emin: i32,
+    pub(super) emax: i32,
+    pub(super) man: i32,
+    pub(super) below_emin: i32,
 }
 
 impl FloatParams {
-    fn of(format: &FloatFormat, rounding: Rounding) -> Self {
+    pub(super) fn of(format: &FloatFormat, rounding: Rounding) -> Self {
         FloatParams {
             max: format.max_value(),
             overflow: [

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::experiment::observe::{Control, EpochRecord, Observer, Skipped, StepReport};
 use crate::experiment::{Experiment, ExperimentError};
@@ -69,10 +70,18 @@ impl Observer for ResumeNotice {
 }
 
 /// A progress bar per epoch, on a terminal (indicatif hides it otherwise).
+/// It shows the epoch's mean training loss so far, refreshed every
+/// [`LOSS_REFRESH`]: reading the loss waits for the device, so the bar
+/// does not ask at every step, and never when it is hidden.
 #[derive(Default)]
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    /// When the bar last showed a loss.
+    shown: Option<Instant>,
 }
+
+/// How often the progress bar reads the loss.
+const LOSS_REFRESH: Duration = Duration::from_millis(500);
 
 impl Observer for Progress {
     fn epoch_started(&mut self, epoch: u64, batches: u64, done: u64) {
@@ -86,13 +95,24 @@ impl Observer for Progress {
         }
         bar.set_prefix(epoch.to_string());
         bar.set_position(done);
+        bar.set_message("-");
         self.bar = Some(bar);
+        // The first step of an epoch shows its loss.
+        self.shown = None;
+    }
+
+    fn wants_loss(&mut self, _: &StepReport) -> bool {
+        let visible = self.bar.as_ref().is_some_and(|bar| !bar.is_hidden());
+        visible && self.shown.map_or(true, |t| t.elapsed() >= LOSS_REFRESH)
     }
 
     fn step(&mut self, report: &StepReport) -> Control {
         if let Some(bar) = &self.bar {
             bar.set_position(report.batch);
-            bar.set_message(format!("{:.4}", report.loss));
+            if let Some(loss) = report.mean_loss {
+                bar.set_message(format!("{loss:.4}"));
+                self.shown = Some(Instant::now());
+            }
         }
         Control::Continue
     }

@@ -5,6 +5,7 @@ mod build;
 mod check;
 pub mod checkpoint;
 pub mod config;
+pub mod host;
 pub mod observe;
 pub mod run;
 pub mod rundir;

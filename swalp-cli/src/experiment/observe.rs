@@ -13,6 +13,12 @@ use super::tensorboard::EventWriter;
 use super::ExperimentError;
 
 /// One optimizer step.
+///
+/// The losses and the error count live on the device while a run trains:
+/// reading them on the host makes the host wait for the device, so they
+/// are read only at log points, when an observer asks for them
+/// ([`Observer::wants_loss`]). At other steps `loss`, `mean_loss` and
+/// `wrong` are `None`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepReport {
     /// The epoch (0-based).
@@ -23,8 +29,15 @@ pub struct StepReport {
     pub batches: u64,
     /// Optimizer steps of the run so far, this one included.
     pub steps: u64,
-    /// The batch's training loss.
-    pub loss: f64,
+    /// The batch's training loss, at log points.
+    pub loss: Option<f64>,
+    /// The mean training loss of the epoch's examples so far (those of the
+    /// batches before an interruption included), at log points; after the
+    /// epoch's last batch it is the epoch's `train_loss`.
+    pub mean_loss: Option<f64>,
+    /// Misclassified training examples of the epoch so far, at log points
+    /// (classification only).
+    pub wrong: Option<u64>,
 }
 
 /// One finished epoch: a line of `metrics.jsonl`.
@@ -125,6 +138,18 @@ pub trait Observer {
     /// An epoch starts (or resumes with `done` of its `batches` done).
     fn epoch_started(&mut self, epoch: u64, batches: u64, done: u64) {
         let _ = (epoch, batches, done);
+    }
+
+    /// Whether this observer needs the losses of the step `report`
+    /// describes (asked before [`step`](Observer::step), with the losses
+    /// still `None`). A yes makes the run read them from the device, which
+    /// waits for the device to finish its queued work: ask at a bounded
+    /// rate (the command line's progress bar asks a few times a second),
+    /// not at every step. The default never asks; the epoch's totals reach
+    /// [`epoch_finished`](Observer::epoch_finished) anyway.
+    fn wants_loss(&mut self, report: &StepReport) -> bool {
+        let _ = report;
+        false
     }
 
     /// An optimizer step was taken; [`Control::Stop`] interrupts the run.

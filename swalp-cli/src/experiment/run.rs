@@ -21,6 +21,14 @@
 //! dropout) is reseeded before every step, and the quantization RNG is
 //! saved in checkpoints. A run resumed from a checkpoint on the same device
 //! therefore ends with exactly the numbers of an uninterrupted one.
+//!
+//! The loop reads nothing from the device at a step, so that a step only
+//! queues device work: the epoch's loss sum and error count are kept on
+//! the device (`Running`) and read on the host ([`host`]) at log points
+//! only: at the end of the epoch, when an observer stops the run (before
+//! its checkpoint), and at the steps an observer asks for the loss
+//! ([`Observer::wants_loss`]). A non-finite loss is therefore noticed at
+//! the next read, not at its step, but reported with its step.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -39,6 +47,7 @@ use super::build;
 use super::check::check;
 use super::checkpoint::{self, Checkpoint, Position};
 use super::config::{Experiment, OnNonFinite, SchedulePer};
+use super::host;
 use super::observe::{
     write_atomically, Control, Divergence, EpochRecord, MetricsFile, Observer, Skipped, StepReport,
     TensorBoard,
@@ -80,45 +89,56 @@ struct Evaluation {
 /// Examples per forward pass when evaluating.
 const EVAL_CHUNK: i64 = 1000;
 
-fn evaluate(model: &Model, task: Task, x: &Tensor, y: &Tensor, device: Device) -> Evaluation {
+/// The loss and error of `model` on `(x, y)`. The sums stay on the device
+/// and are read once, at the end: one host synchronisation per evaluation,
+/// not one per chunk. They are the sums the host made before, term for
+/// term (each chunk's `f32` loss widened to `f64`, times the chunk's
+/// length, added in order), so the numbers are unchanged.
+fn evaluate(
+    model: &Model,
+    task: Task,
+    x: &Tensor,
+    y: &Tensor,
+    device: Device,
+) -> Result<Evaluation, ExperimentError> {
     let _guard = tch::no_grad_guard();
     let n = x.size()[0];
-    let (mut loss, mut wrong, mut residual) = (0.0, 0i64, 0.0);
+    let zero = |kind| Tensor::zeros([], (kind, device));
+    let (mut loss, mut wrong, mut residual) =
+        (zero(Kind::Double), zero(Kind::Int64), zero(Kind::Double));
     let mut start = 0;
     while start < n {
         let len = EVAL_CHUNK.min(n - start);
         let xb = x.narrow(0, start, len).to_device(device);
         let yb = y.narrow(0, start, len).to_device(device);
         let output = model.net.forward_t(&xb, false);
-        loss += task.loss(&output, &yb).double_value(&[]) * len as f64;
+        let _ = loss.f_add_(&(task.loss(&output, &yb).f_to_kind(Kind::Double)? * len as f64))?;
         match task {
             Task::Regression => {
-                residual += (&output - &yb).square().sum(Kind::Double).double_value(&[])
+                let _ = residual.f_add_(&(&output - &yb).square().sum(Kind::Double))?;
             }
             Task::Classification { .. } => {
-                wrong += output
-                    .argmax(1, false)
-                    .ne_tensor(&yb)
-                    .sum(Kind::Int64)
-                    .int64_value(&[])
+                let _ = wrong.f_add_(&output.argmax(1, false).ne_tensor(&yb).sum(Kind::Int64))?;
             }
         }
         start += len;
     }
+    let [loss, wrong, residual] = host::read_array(&Tensor::f_stack(
+        &[loss, wrong.f_to_kind(Kind::Double)?, residual],
+        0,
+    )?)?;
     let error = match task {
         Task::Regression => {
-            let spread = (y - y.mean(Kind::Float))
-                .square()
-                .sum(Kind::Double)
-                .double_value(&[]);
+            let spread = (y - y.mean(Kind::Float)).square().sum(Kind::Double);
+            let [spread] = host::read_array(&spread)?;
             100.0 * residual / spread
         }
-        Task::Classification { .. } => 100.0 * wrong as f64 / n as f64,
+        Task::Classification { .. } => 100.0 * wrong / n as f64,
     };
-    Evaluation {
+    Ok(Evaluation {
         loss: loss / n as f64,
         error,
-    }
+    })
 }
 
 /// The model's parameters as one vector `[w, b]` (linear models).
@@ -261,6 +281,104 @@ fn spawn_batches(
     rx
 }
 
+/// An epoch's running training sums, kept on the device: a step queues its
+/// additions and goes on, and the host reads them only at log points
+/// ([`Running::read`]), instead of waiting for the device at every step.
+///
+/// `loss_sum` is the sum the host made before, term for term: each batch's
+/// `f32` loss widened to `f64`, times the batch's size, added in order to
+/// the position's sum (not to a fresh zero, which would regroup the sum of
+/// a resumed epoch). The numbers, and the exactness of resumed runs, are
+/// therefore unchanged.
+struct Running {
+    /// Σ loss × batch size over the epoch's batches, in `f64`.
+    loss_sum: Tensor,
+    /// Misclassified examples of the epoch (classification).
+    wrong: Tensor,
+    /// The step of the epoch's first non-finite loss (−1: none yet), so that
+    /// a divergence found at a later read names the step it happened at.
+    bad_step: Tensor,
+    /// That loss (`NaN`, `inf` or `-inf`).
+    bad_loss: Tensor,
+    /// The newest batch's loss, in `f64`.
+    last_loss: Tensor,
+}
+
+/// The values of [`Running`], on the host.
+struct Readout {
+    loss_sum: f64,
+    wrong: i64,
+    /// The step and value of the epoch's first non-finite loss.
+    bad: Option<(u64, f64)>,
+    last_loss: f64,
+}
+
+impl Running {
+    /// The sums of an epoch continued from `position`.
+    fn new(position: &Position, device: Device) -> Result<Self, ExperimentError> {
+        let double = |v: f64| Tensor::f_full([], v, (Kind::Double, device));
+        let int = |v: i64| Tensor::f_full([], v, (Kind::Int64, device));
+        Ok(Running {
+            loss_sum: double(position.loss_sum)?,
+            wrong: int(position.wrong)?,
+            bad_step: int(-1)?,
+            bad_loss: double(0.0)?,
+            last_loss: double(0.0)?,
+        })
+    }
+
+    /// Adds the step `step` on a batch of `n` examples: its `loss` and
+    /// misclassified examples `wrong` (classification). With `watch`, a
+    /// non-finite loss is noted, if it is the epoch's first.
+    fn add(
+        &mut self,
+        loss: &Tensor,
+        n: i64,
+        wrong: Option<Tensor>,
+        step: u64,
+        watch: bool,
+    ) -> Result<(), ExperimentError> {
+        let _guard = tch::no_grad_guard();
+        let loss = loss.f_detach()?.f_to_kind(Kind::Double)?;
+        let _ = self.loss_sum.f_add_(&loss.f_mul_scalar(n as f64)?)?;
+        if let Some(wrong) = wrong {
+            let _ = self.wrong.f_add_(&wrong)?;
+        }
+        if watch {
+            let first = loss
+                .f_isfinite()?
+                .f_logical_not()?
+                .f_logical_and(&self.bad_step.f_lt(0)?)?;
+            let _ = self.bad_step.f_masked_fill_(&first, step as i64)?;
+            self.bad_loss = loss.f_where_self(&first, &self.bad_loss)?;
+        }
+        self.last_loss = loss;
+        Ok(())
+    }
+
+    /// Reads the sums on the host: one transfer, one synchronisation.
+    fn read(&self) -> Result<Readout, ExperimentError> {
+        let all = Tensor::f_stack(
+            &[
+                self.loss_sum.shallow_clone(),
+                self.wrong.f_to_kind(Kind::Double)?,
+                self.bad_step.f_to_kind(Kind::Double)?,
+                self.bad_loss.shallow_clone(),
+                self.last_loss.shallow_clone(),
+            ],
+            0,
+        )?;
+        // Counts and steps below 2^53 are exact in f64.
+        let [loss_sum, wrong, bad_step, bad_loss, last_loss] = host::read_array(&all)?;
+        Ok(Readout {
+            loss_sum,
+            wrong: wrong as i64,
+            bad: (bad_step >= 0.0).then_some((bad_step as u64, bad_loss)),
+            last_loss,
+        })
+    }
+}
+
 /// What an experiment trains, and its state.
 struct Trainer<'a> {
     exp: &'a Experiment,
@@ -393,9 +511,20 @@ impl<'a> Trainer<'a> {
     /// run ends with [`ExperimentError::Diverged`]; under `"continue"` the
     /// first one is kept for `result.json`.
     fn nonfinite(&mut self, quantity: String, value: f64) -> Result<(), ExperimentError> {
+        self.nonfinite_at(self.position.steps, quantity, value)
+    }
+
+    /// [`nonfinite`](Self::nonfinite), seen after `step` optimizer steps of
+    /// the current epoch.
+    fn nonfinite_at(
+        &mut self,
+        step: u64,
+        quantity: String,
+        value: f64,
+    ) -> Result<(), ExperimentError> {
         let divergence = Divergence {
             epoch: self.position.epoch,
-            step: self.position.steps,
+            step,
             quantity,
             value: format!("{value}"),
         };
@@ -414,10 +543,10 @@ impl<'a> Trainer<'a> {
     fn check_parameters(&mut self) -> Result<(), ExperimentError> {
         let vars: Vec<(String, Tensor)> = self.model.vs.variables().into_iter().collect();
         if let Some(name) = first_nonfinite(&vars)? {
-            let value = vars
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(f64::NAN, |(_, t)| nonfinite_value(t));
+            let value = match vars.iter().find(|(n, _)| *n == name) {
+                Some((_, t)) => nonfinite_value(t)?,
+                None => f64::NAN,
+            };
             self.nonfinite(format!("parameter `{name}`"), value)?;
         }
         Ok(())
@@ -469,6 +598,10 @@ impl<'a> Trainer<'a> {
         );
         observers.epoch_started(epoch, per_epoch, self.position.batch);
         let per_step = self.exp.schedule.per == SchedulePer::Step;
+        let mut running = Running::new(&self.position, self.device)?;
+        // Once a divergence is known (training on through NaN), there is
+        // nothing more to watch for.
+        let watch = self.position.divergence.is_none();
         for batch in batches {
             let b = self.position.batch;
             let lr = if per_step {
@@ -482,33 +615,67 @@ impl<'a> Trainer<'a> {
             optimizer.set_lr(lr);
             let output = self.model.net.forward_t(&batch.x, true);
             let loss = self.data.task.loss(&output, &batch.y);
-            if let Task::Classification { .. } = self.data.task {
-                let wrong = output.argmax(1, false).ne_tensor(&batch.y).sum(Kind::Int64);
-                self.position.wrong += wrong.int64_value(&[]);
-            }
+            let wrong = match self.data.task {
+                Task::Classification { .. } => Some(tch::no_grad(|| {
+                    output.argmax(1, false).ne_tensor(&batch.y).sum(Kind::Int64)
+                })),
+                Task::Regression => None,
+            };
             optimizer.zero_grad();
             loss.f_backward()?;
             optimizer.step()?;
-            let loss = loss.double_value(&[]);
-            self.position.loss_sum += loss * batch.x.size()[0] as f64;
             self.position.batch += 1;
             self.position.steps += 1;
-            if !loss.is_finite() && self.position.divergence.is_none() {
-                self.nonfinite("training loss".into(), loss)?;
-            }
+            // No host read here: the sums stay on the device, and a
+            // non-finite loss is found at the next read (a log point, the
+            // end of the epoch or an interruption), which names the step
+            // it happened at.
+            running.add(&loss, batch.x.size()[0], wrong, self.position.steps, watch)?;
             self.average_after_step()?;
-            let report = StepReport {
+            let mut report = StepReport {
                 epoch,
                 batch: self.position.batch,
                 batches: per_epoch,
                 steps: self.position.steps,
-                loss,
+                loss: None,
+                mean_loss: None,
+                wrong: None,
             };
+            if observers.wants_loss(&report) {
+                let read = self.absorb(&running)?;
+                let done = (self.position.batch * self.exp.train.batch_size as u64)
+                    .min(self.data.train_len() as u64);
+                report.loss = Some(read.last_loss);
+                report.mean_loss = Some(read.loss_sum / done as f64);
+                if let Task::Classification { .. } = self.data.task {
+                    report.wrong = Some(read.wrong as u64);
+                }
+            }
             if observers.step(&report) == Control::Stop {
+                // The checkpoint written next holds the sums.
+                self.absorb(&running)?;
                 return Ok(false);
             }
         }
+        self.absorb(&running)?;
         Ok(true)
+    }
+
+    /// Reads the epoch's running sums into the position (which checkpoints
+    /// and epoch records are made from), and reports a non-finite loss
+    /// they hold: under `train.on_nonfinite = "stop"` the run ends here,
+    /// the steps after the divergence and before this read having been
+    /// trained in vain, with the divergence's own step in the error.
+    fn absorb(&mut self, running: &Running) -> Result<Readout, ExperimentError> {
+        let read = running.read()?;
+        self.position.loss_sum = read.loss_sum;
+        self.position.wrong = read.wrong;
+        if let Some((step, value)) = read.bad {
+            if self.position.divergence.is_none() {
+                self.nonfinite_at(step, "training loss".into(), value)?;
+            }
+        }
+        Ok(read)
     }
 
     fn average_after_step(&mut self) -> Result<(), ExperimentError> {
@@ -542,7 +709,7 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    fn evaluate(&self, model: &Model) -> Evaluation {
+    fn evaluate(&self, model: &Model) -> Result<Evaluation, ExperimentError> {
         evaluate(
             model,
             self.data.task,
@@ -588,7 +755,7 @@ impl<'a> Trainer<'a> {
     /// statistics as the seed does before every evaluation.
     fn evaluate_iterate(&self) -> Result<Evaluation, ExperimentError> {
         self.recompute_statistics(&self.model, Which::Sgd)?;
-        Ok(self.evaluate(&self.model))
+        self.evaluate(&self.model)
     }
 
     /// Loads the average into the averaged model, recomputes its BatchNorm
@@ -599,33 +766,45 @@ impl<'a> Trainer<'a> {
         };
         swa.copy_to(&self.averaged.vs)?;
         self.recompute_statistics(&self.averaged, Which::Average)?;
-        Ok(Some(self.evaluate(&self.averaged)))
+        self.evaluate(&self.averaged).map(Some)
     }
 }
 
-/// The name of the first variable holding NaN or infinity.
+/// The name of the first variable holding NaN or infinity, found with one
+/// host read for all the variables rather than one per variable.
 fn first_nonfinite(vars: &[(String, Tensor)]) -> Result<Option<String>, ExperimentError> {
-    for (name, t) in vars {
-        if !t.is_floating_point() {
-            continue;
-        }
-        if t.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
-            return Ok(Some(name.clone()));
-        }
-    }
-    Ok(None)
+    let floats: Vec<&(String, Tensor)> =
+        vars.iter().filter(|(_, t)| t.is_floating_point()).collect();
+    let Some((_, first)) = floats.first() else {
+        return Ok(None);
+    };
+    let device = first.device();
+    let finite = floats
+        .iter()
+        .map(|(_, t)| t.f_isfinite()?.f_all()?.f_to_device(device))
+        .collect::<Result<Vec<_>, _>>()?;
+    let finite = host::read(&Tensor::f_stack(&finite, 0)?)?;
+    Ok(floats
+        .iter()
+        .zip(finite)
+        .find(|(_, finite)| *finite == 0.0)
+        .map(|((name, _), _)| name.clone()))
 }
 
 /// A non-finite value of `t` to report (NaN first, then an infinity).
-fn nonfinite_value(t: &Tensor) -> f64 {
-    let t = t.detach().to_kind(Kind::Double);
-    if t.isnan().any().int64_value(&[]) != 0 {
+fn nonfinite_value(t: &Tensor) -> Result<f64, ExperimentError> {
+    let t = t.f_detach()?.f_to_kind(Kind::Double)?;
+    let [nan, inf] = host::read_array(&Tensor::f_stack(
+        &[t.f_isnan()?.f_any()?, t.f_eq(f64::INFINITY)?.f_any()?],
+        0,
+    )?)?;
+    Ok(if nan != 0.0 {
         f64::NAN
-    } else if t.eq(f64::INFINITY).any().int64_value(&[]) != 0 {
+    } else if inf != 0.0 {
         f64::INFINITY
     } else {
         f64::NEG_INFINITY
-    }
+    })
 }
 
 trait ShallowVec {
@@ -699,6 +878,16 @@ impl Observers<'_> {
         for o in &mut self.0 {
             o.epoch_started(epoch, batches, done);
         }
+    }
+
+    /// Whether any observer needs the step's losses read. Every observer
+    /// is asked, even after one said yes, so that each sees every step.
+    fn wants_loss(&mut self, report: &StepReport) -> bool {
+        let mut any = false;
+        for o in &mut self.0 {
+            any |= o.wants_loss(report);
+        }
+        any
     }
 
     /// Every observer sees the step; any one can stop the run.

@@ -450,6 +450,51 @@ mod tests {
 
     extern "C" {
         fn swalp_twin_draw(args: *const KernelArgs, index: u64) -> u32;
+        fn swalp_twin_block_of(args: *const KernelArgs, index: u64) -> u64;
+    }
+
+    #[test]
+    fn the_headers_block_lookup_is_the_layouts_in_32_and_64_bits() {
+        use crate::block::{Block, BlockLayout};
+        let shape = [3usize, 5, 7, 11];
+        let blocks = [
+            Block::Tensor,
+            Block::Dims(vec![0]),
+            Block::Dims(vec![1, 3]),
+            Block::Chunks { size: 4, dim: 3 },
+            Block::Chunks {
+                size: 1 << 40,
+                dim: 2,
+            },
+            Block::Tiles {
+                size: [2, 3],
+                dims: [1, 3],
+            },
+        ];
+        for block in &blocks {
+            let layout = BlockLayout::new(block, &shape).unwrap();
+            let args = KernelArgs::new(3 * 5 * 7 * 11, Rounding::NearestEven, None)
+                .with_layout(Some(&layout))
+                .unwrap();
+            // The 64-bit path: the same lookup for a tensor past 2^32 (the
+            // lookup reads no data, only the count).
+            let huge = KernelArgs { n: 1 << 33, ..args };
+            for i in 0..3 * 5 * 7 * 11 {
+                let expected = layout.block_of(i) as u64;
+                // SAFETY: the lookup reads the layout terms and the count.
+                let (small, large) = unsafe {
+                    (
+                        swalp_twin_block_of(&args, i as u64),
+                        swalp_twin_block_of(&huge, i as u64),
+                    )
+                };
+                assert_eq!(
+                    (small, large),
+                    (expected, expected),
+                    "{block:?} element {i}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub enum Error {
     State(String),
     /// The CUDA backend failed (loading the driver or NVRTC, compiling or
     /// launching a kernel).
-    Cuda(crate::cuda::CudaError),
+    Cuda(CudaError),
 }
 
 impl Error {
@@ -210,8 +210,8 @@ impl From<SpecError> for Error {
     }
 }
 
-impl From<crate::cuda::CudaError> for Error {
-    fn from(e: crate::cuda::CudaError) -> Self {
+impl From<CudaError> for Error {
+    fn from(e: CudaError) -> Self {
         Error::Cuda(e)
     }
 }
@@ -221,6 +221,81 @@ impl From<tch::TchError> for Error {
         Error::Torch(e)
     }
 }
+
+/// What went wrong in the CUDA backend ([`crate::cuda`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CudaError {
+    /// A library could not be loaded (no driver, no NVRTC).
+    Load {
+        /// The library.
+        library: String,
+        /// What the loader said, for every place tried.
+        reason: String,
+    },
+    /// NVRTC rejected a kernel source.
+    Compile {
+        /// The kernel.
+        entry: String,
+        /// The architecture compiled for (`compute_90`, `sm_90`).
+        arch: String,
+        /// NVRTC's log.
+        log: String,
+    },
+    /// A driver or NVRTC call failed.
+    Call {
+        /// The function.
+        function: &'static str,
+        /// Its status code.
+        code: i32,
+        /// The library's description of the code.
+        message: String,
+    },
+    /// The block layout has more terms than kernels take.
+    Layout {
+        /// Its terms.
+        terms: usize,
+        /// The most kernels take.
+        max: usize,
+    },
+    /// The kernel has no CPU twin.
+    NoTwin {
+        /// The kernel.
+        entry: String,
+    },
+}
+
+impl fmt::Display for CudaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CudaError::Load { library, reason } => {
+                write!(f, "cannot load {library}: {reason}")
+            }
+            CudaError::Compile { entry, arch, log } => {
+                let first = log.lines().find(|l| l.contains("error")).unwrap_or("");
+                write!(
+                    f,
+                    "NVRTC cannot compile kernel {entry} for {arch}: {}",
+                    first.trim()
+                )
+            }
+            CudaError::Call {
+                function,
+                code,
+                message,
+            } => write!(f, "{function} failed with code {code}: {message}"),
+            CudaError::Layout { terms, max } => write!(
+                f,
+                "the block layout has {terms} separating terms; CUDA kernels take at most {max}"
+            ),
+            CudaError::NoTwin { entry } => {
+                write!(f, "kernel {entry} has no CPU twin compiled")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CudaError {}
 
 /// Result with swalp-core's [`Error`].
 ///

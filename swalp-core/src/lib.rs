@@ -46,6 +46,7 @@ pub mod format;
 pub mod hook;
 pub mod kernel;
 pub mod lower;
+pub mod matmul;
 pub mod optim;
 pub mod points;
 pub mod quantizer;

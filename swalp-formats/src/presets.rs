@@ -87,6 +87,10 @@ impl NumberFormat for Preset {
     fn cuda_kernel(&self, shape: &[usize], rounding: Rounding) -> Result<Option<CudaKernel>> {
         self.float.cuda_kernel(shape, rounding)
     }
+
+    fn per_element(&self) -> bool {
+        true
+    }
 }
 
 /// A preset's `overflow`: the `float` choices, with the default of its

@@ -28,7 +28,8 @@ mod launch;
 pub mod nvrtc;
 
 use std::ffi::c_void;
-use std::fmt;
+
+pub use crate::error::CudaError;
 
 use crate::block::BlockLayout;
 use crate::rng::RandomStream;
@@ -300,7 +301,10 @@ impl KernelArgs {
     fn with_layout(mut self, layout: Option<&BlockLayout>) -> Result<Self, CudaError> {
         let terms = layout.map(BlockLayout::terms).unwrap_or_default();
         if terms.len() > MAX_TERMS {
-            return Err(CudaError::Layout { terms: terms.len() });
+            return Err(CudaError::Layout {
+                terms: terms.len(),
+                max: MAX_TERMS,
+            });
         }
         self.nterms = terms.len() as i32;
         for (t, [stride, size, chunk, weight]) in terms.into_iter().enumerate() {
@@ -312,79 +316,6 @@ impl KernelArgs {
         Ok(self)
     }
 }
-
-/// What went wrong in the CUDA backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CudaError {
-    /// A library could not be loaded (no driver, no NVRTC).
-    Load {
-        /// The library.
-        library: String,
-        /// What the loader said, for every place tried.
-        reason: String,
-    },
-    /// NVRTC rejected a kernel source.
-    Compile {
-        /// The kernel.
-        entry: String,
-        /// The architecture compiled for (`compute_90`, `sm_90`).
-        arch: String,
-        /// NVRTC's log.
-        log: String,
-    },
-    /// A driver or NVRTC call failed.
-    Call {
-        /// The function.
-        function: &'static str,
-        /// Its status code.
-        code: i32,
-        /// The library's description of the code.
-        message: String,
-    },
-    /// The block layout has more terms than kernels take.
-    Layout {
-        /// Its terms.
-        terms: usize,
-    },
-    /// The kernel has no CPU twin.
-    NoTwin {
-        /// The kernel.
-        entry: String,
-    },
-}
-
-impl fmt::Display for CudaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CudaError::Load { library, reason } => {
-                write!(f, "cannot load {library}: {reason}")
-            }
-            CudaError::Compile { entry, arch, log } => {
-                let first = log.lines().find(|l| l.contains("error")).unwrap_or("");
-                write!(
-                    f,
-                    "NVRTC cannot compile kernel {entry} for {arch}: {}",
-                    first.trim()
-                )
-            }
-            CudaError::Call {
-                function,
-                code,
-                message,
-            } => write!(f, "{function} failed with code {code}: {message}"),
-            CudaError::Layout { terms } => write!(
-                f,
-                "the block layout has {terms} separating terms; CUDA kernels take at most {MAX_TERMS}"
-            ),
-            CudaError::NoTwin { entry } => {
-                write!(f, "kernel {entry} has no CPU twin compiled")
-            }
-        }
-    }
-}
-
-impl std::error::Error for CudaError {}
 
 extern "C" {
     fn swalp_twin_block_maxima(args: *const KernelArgs, key: i32, maxima: *mut u32);
@@ -546,6 +477,6 @@ mod tests {
         let err = KernelArgs::new(1 << 17, Rounding::NearestEven, None)
             .with_layout(Some(&layout))
             .unwrap_err();
-        assert_eq!(err, CudaError::Layout { terms: 9 });
+        assert_eq!(err, CudaError::Layout { terms: 9, max: 8 });
     }
 }

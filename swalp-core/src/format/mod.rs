@@ -150,6 +150,19 @@ pub trait NumberFormat: DynClone + Send + Sync + fmt::Debug {
         Ok(None)
     }
 
+    /// Whether each value rounds on its own, whatever the other elements of
+    /// its tensor (no shared exponent, scale or block): only such formats
+    /// can round a running sum ([`crate::matmul`]). The default says no.
+    ///
+    /// ```
+    /// use swalp_core::NumberFormat;
+    /// assert!(swalp_formats::FixedPoint::new(8, 6, true, false)?.per_element());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn per_element(&self) -> bool {
+        false
+    }
+
     /// Whether the format leaves a tensor of this shape in full precision
     /// (NVFP4's `unaligned = "keep"`): a quantizer then skips its transforms
     /// (RHT, which such a shape may not fit) and returns the input. The

@@ -68,8 +68,16 @@ macro_rules! bind_kernels {
     };
 }
 
-bind_kernels!(FixedPoint, "fixed", fixed);
-bind_kernels!(FloatFormat, "float", float);
+bind_kernels!(FixedPoint, "fixed", fixed, {
+    fn per_element(&self) -> bool {
+        true
+    }
+});
+bind_kernels!(FloatFormat, "float", float, {
+    fn per_element(&self) -> bool {
+        true
+    }
+});
 bind_kernels!(BlockFloat, "bfp", block);
 bind_kernels!(MxFormat, "mx", mx);
 bind_kernels!(Nvfp4Format, "nvfp4", nvfp4, {

@@ -41,6 +41,11 @@ impl NumberFormat for Posit {
         true
     }
 
+    /// A posit rounds each value on its own, so it can round running sums.
+    fn per_element(&self) -> bool {
+        true
+    }
+
     fn quantize_native(
         &self,
         x: &[f32],

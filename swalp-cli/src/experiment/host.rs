@@ -5,7 +5,7 @@
 //! device then idles until the host queues more. The training loop
 //! therefore keeps its running sums on the device and reads them only at
 //! log points (the end of an epoch, before a checkpoint, when an observer
-//! asks for the loss); every read goes through [`read`], which counts it
+//! asks for the loss); every read goes through `read`, which counts it
 //! so that tests can check that the number of reads does not grow with the
 //! number of steps.
 
@@ -14,13 +14,13 @@ use std::cell::Cell;
 use swalp_core::tch::{Device, Kind, TchError, Tensor};
 
 thread_local! {
-    /// Reads made by [`read`] on this thread. Thread-local because a run
+    /// Reads made by `read` on this thread. Thread-local because a run
     /// trains on the thread that started it, and tests run side by side.
     static READS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// How many times this thread has read device values on the host through
-/// [`read`] so far: the training loop's sums, evaluations and parameter
+/// `read` so far: the training loop's sums, evaluations and parameter
 /// checks. A run trains on the thread that called
 /// [`run_with`](super::run_with), so the difference of two calls around
 /// (or, from an [`Observer`](super::observe::Observer), within) a run
@@ -44,7 +44,7 @@ pub(crate) fn read(t: &Tensor) -> Result<Vec<f64>, TchError> {
     Vec::<f64>::try_from(&flat)
 }
 
-/// [`read`] for a tensor of exactly `N` values.
+/// `read` for a tensor of exactly `N` values.
 pub(crate) fn read_array<const N: usize>(t: &Tensor) -> Result<[f64; N], TchError> {
     <[f64; N]>::try_from(read(t)?)
         .map_err(|v| TchError::Shape(format!("read {} values, expected {N}", v.len())))

@@ -1,4 +1,5 @@
 //! Builds the C++ shim (`cpp/quant_hook.cpp`, the autograd hook,
+//! `cpp/matmul_node.cpp`, the autograd node of layers' matrix products,
 //! `cpp/scaled_ops.cpp`, operators tch lacks, and `cpp/cuda_stream.cpp`,
 //! PyTorch's current CUDA stream) against libtorch's headers, the CPU twin
 //! of the CUDA header (`cuda/swalp.cuh`), and makes every binary that links
@@ -22,6 +23,7 @@ use std::path::Path;
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-changed=cpp/quant_hook.cpp");
+    println!("cargo:rerun-if-changed=cpp/matmul_node.cpp");
     println!("cargo:rerun-if-changed=cpp/scaled_ops.cpp");
     println!("cargo:rerun-if-changed=cpp/cuda_stream.cpp");
     println!("cargo:rerun-if-changed=cuda/swalp.cuh");
@@ -51,6 +53,7 @@ fn main() {
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
         .file("cpp/quant_hook.cpp")
+        .file("cpp/matmul_node.cpp")
         .file("cpp/scaled_ops.cpp")
         .file("cpp/cuda_stream.cpp");
     if with_cuda {

@@ -438,8 +438,14 @@ pub struct BenchArgs {
 
     /// Time a VGG16 training step (batch 32, CIFAR-shaped input) in full
     /// precision and with 8-bit block floating point at all six points.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "matmul")]
     pub train: bool,
+
+    /// Time matrix products that multiply and accumulate in chosen formats
+    /// (`[quant.matmul]`) on the CPU, next to libtorch's f32 product:
+    /// `[--batch, 512] x [512, 512]` (default batch 256).
+    #[arg(long, conflicts_with = "device")]
+    pub matmul: bool,
 
     /// Time only this format (a quantizer spec such as
     /// `{ format = "nvfp4" }`; repeat for several). Default: every built-in
@@ -454,8 +460,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum)]
     pub device: Option<DeviceArg>,
 
-    /// Batch size of the `--train` step. Default: 32 on the CPU, 128 on a
-    /// GPU.
+    /// Batch size of the `--train` step (default: 32 on the CPU, 128 on a
+    /// GPU), or rows of the `--matmul` product (default 256).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub batch: Option<u64>,
 

@@ -1154,6 +1154,40 @@ fn bench_reports_every_format_rounding_and_backend_as_json_lines() {
 }
 
 #[test]
+fn bench_matmul_times_each_arithmetic_next_to_libtorch() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
+        .args(["bench", "--matmul", "--batch", "4", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The floor, six arithmetics on the native kernel, one on the tensor one.
+    assert_eq!(rows.len(), 1 + 6 + 1);
+    assert_eq!(rows[0]["implementation"], "libtorch");
+    let floor = rows[0]["ns_per_mac"].as_f64().unwrap();
+    for row in &rows {
+        let ns = row["ns_per_mac"].as_f64().unwrap();
+        assert!(ns > 0.0 && ns.is_finite(), "{row}");
+        assert!((row["x_libtorch"].as_f64().unwrap() - ns / floor).abs() < 1e-9);
+    }
+    let tensor: Vec<_> = rows
+        .iter()
+        .filter(|r| r["implementation"] == "tensor")
+        .collect();
+    assert_eq!(tensor.len(), 1);
+    // --matmul times the CPU only.
+    let out = swalp(&["bench", "--matmul", "--device", "cuda"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn bench_on_cuda_times_the_cuda_kernels_or_says_there_is_no_gpu() {
     let args = [
         "bench",

@@ -13,7 +13,19 @@ activation = { small_block = "none" }
 error = { small_block = "none" }
 "#;
 
+/// Every product of linear and convolution layers in fp16, in chunks of
+/// 64 summed in f32.
+const MATMUL: &str = r#"
+[quant.matmul]
+accumulator = { format = "fp16" }
+chunk = 64
+"#;
+
 fn experiment(model: &str, data: &str, classes: usize) -> String {
+    experiment_with(model, data, classes, QUANT)
+}
+
+fn experiment_with(model: &str, data: &str, classes: usize, quant: &str) -> String {
     format!(
         r#"
 [experiment]
@@ -45,13 +57,17 @@ batch_size = 2
 [log]
 table = false
 progress = false
-{QUANT}"#
+{quant}"#
     )
 }
 
 fn run(dir: &Path, model: &str, data: &str) -> Value {
+    run_with(dir, model, data, QUANT)
+}
+
+fn run_with(dir: &Path, model: &str, data: &str, quant: &str) -> Value {
     let file = dir.join(format!("{model}.toml"));
-    std::fs::write(&file, experiment(model, data, 10)).unwrap();
+    std::fs::write(&file, experiment_with(model, data, 10, quant)).unwrap();
     let out = dir.join(format!("{model}-{data}"));
     let output = Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
         .args([
@@ -101,6 +117,23 @@ fn every_image_model_trains_a_few_steps_in_low_precision() {
     for model in ["cnn", "mlp", "logreg"] {
         check(&run(dir.path(), model, "synthetic-mnist"), model);
     }
+}
+
+/// `[quant.matmul]` reaches the linear and convolution layers of every
+/// model family (issue 15, item 1).
+#[test]
+fn every_model_family_trains_with_simulated_accumulation() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["vgg16", "preresnet20", "cnn", "mlp"] {
+        check(
+            &run_with(dir.path(), model, "synthetic-cifar", MATMUL),
+            model,
+        );
+    }
+    check(
+        &run_with(dir.path(), "logreg", "synthetic-mnist", MATMUL),
+        "logreg",
+    );
 }
 
 #[test]

@@ -148,7 +148,7 @@ extern "C" fn release_callback(hook: *const c_void) {
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {
@@ -158,7 +158,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-fn write_message(message: &str, err: *mut c_char, err_len: usize) {
+pub(crate) fn write_message(message: &str, err: *mut c_char, err_len: usize) {
     if err.is_null() || err_len == 0 {
         return;
     }

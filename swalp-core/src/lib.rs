@@ -20,7 +20,10 @@
 //!   [`hook`], the low-precision optimizers ([`optim`], equal to
 //!   `torch.optim` operator for operator), [`swa`], [`batchnorm`] as
 //!   PyTorch defines it (with the seed's statistics recomputation) and
-//!   learning-rate [`schedule`]s.
+//!   learning-rate [`schedule`]s;
+//! - the arithmetic inside layers ([`matmul`]): matrix products that
+//!   multiply and accumulate in chosen formats, with the linear and
+//!   convolution layers and the autograd node that use them.
 //!
 //! This crate must not contain concrete formats (they live in
 //! `swalp-formats` or plugin crates, registered the same way) nor anything

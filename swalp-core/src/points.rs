@@ -5,8 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{closest, SpecError};
+use crate::matmul::LayerArithmetic;
 use crate::quantizer::{QuantPair, Quantizer};
-use crate::spec::QUANTIZER_KEYS;
+use crate::spec::{prefix_key, QUANTIZER_KEYS};
 
 /// Where a quantizer is applied.
 ///
@@ -127,6 +128,7 @@ impl FromStr for QuantPoint {
 #[derive(Clone, Debug, Default)]
 pub struct PointConfig {
     quantizers: [Option<Quantizer>; 6],
+    matmul: LayerArithmetic,
 }
 
 impl PointConfig {
@@ -204,14 +206,36 @@ impl PointConfig {
         )
     }
 
-    /// True when no point is quantized.
+    /// How linear and convolution layers multiply and accumulate (the
+    /// `matmul` table, see [`LayerArithmetic`]); exact without one.
+    ///
+    /// ```
+    /// use swalp_core::points::PointConfig;
+    /// # use swalp_formats as _;
+    /// let table: toml::Table = toml::from_str(r#"matmul = { accumulator = { format = "fp16" }, chunk = 64 }"#)?;
+    /// let points = PointConfig::from_table(&table)?;
+    /// assert_eq!(points.matmul().forward.as_ref().unwrap().chunk(), Some(64));
+    /// assert!(PointConfig::full_precision().matmul().is_exact());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn matmul(&self) -> &LayerArithmetic {
+        &self.matmul
+    }
+
+    /// Returns this configuration with `arithmetic` for layers' products.
+    pub fn with_matmul(mut self, arithmetic: LayerArithmetic) -> Self {
+        self.matmul = arithmetic;
+        self
+    }
+
+    /// True when no point is quantized and layers compute exactly.
     ///
     /// ```
     /// use swalp_core::points::{PointConfig, QuantPoint};
     /// assert!(PointConfig::full_precision().with(QuantPoint::Weight, None).is_full_precision());
     /// ```
     pub fn is_full_precision(&self) -> bool {
-        self.quantizers.iter().all(Option::is_none)
+        self.quantizers.iter().all(Option::is_none) && self.matmul.is_exact()
     }
 
     /// Builds the configuration from a table of specs (see the type docs).
@@ -230,7 +254,7 @@ impl PointConfig {
             Some(toml::Value::Table(t)) => Some(t),
             Some(v) => return Err(crate::spec::invalid("default", v, "a spec table")),
         };
-        for key in table.keys().filter(|k| *k != "default") {
+        for key in table.keys().filter(|k| *k != "default" && *k != "matmul") {
             key.parse::<QuantPoint>().map_err(|e| match e {
                 SpecError::UnknownKey {
                     key,
@@ -239,6 +263,7 @@ impl PointConfig {
                     ..
                 } => {
                     allowed.push("default".into());
+                    allowed.push("matmul".into());
                     SpecError::UnknownKey {
                         context: "quant".into(),
                         key,
@@ -268,6 +293,17 @@ impl PointConfig {
                 .transpose()?;
             config.set(point, quantizer);
         }
+        config.matmul = match table.get("matmul") {
+            None => LayerArithmetic::default(),
+            Some(toml::Value::Table(t)) => LayerArithmetic::from_table(t)?,
+            Some(v) => {
+                return Err(crate::spec::invalid(
+                    "matmul",
+                    v,
+                    "a table such as { accumulator = { format = \"fp16\" }, chunk = 64 }",
+                ))
+            }
+        };
         Ok(config)
     }
 }
@@ -286,42 +322,6 @@ fn inherit(default: Option<&toml::Table>, own: &toml::Table) -> toml::Table {
     }
     merged.extend(own.clone());
     merged
-}
-
-/// Makes the key of a spec error a path under `prefix` (`weight.wl`).
-fn prefix_key(error: SpecError, prefix: &str) -> SpecError {
-    match error {
-        SpecError::InvalidValue {
-            key,
-            value,
-            allowed,
-        } => SpecError::InvalidValue {
-            key: format!("{prefix}.{key}"),
-            value,
-            allowed,
-        },
-        SpecError::UnknownKey {
-            context,
-            key,
-            allowed,
-            suggestion,
-        } => SpecError::UnknownKey {
-            context: format!("{prefix} ({context})"),
-            key,
-            allowed,
-            suggestion,
-        },
-        SpecError::MissingKey {
-            format,
-            key,
-            allowed,
-        } => SpecError::MissingKey {
-            format,
-            key: format!("{prefix}.{key}"),
-            allowed,
-        },
-        other => other,
-    }
 }
 
 #[cfg(test)]

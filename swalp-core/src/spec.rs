@@ -569,6 +569,42 @@ pub fn invalid(key: &str, value: &toml::Value, allowed: &str) -> SpecError {
     }
 }
 
+/// Makes the key of a spec error a path under `prefix` (`weight.wl`).
+pub(crate) fn prefix_key(error: SpecError, prefix: &str) -> SpecError {
+    match error {
+        SpecError::InvalidValue {
+            key,
+            value,
+            allowed,
+        } => SpecError::InvalidValue {
+            key: format!("{prefix}.{key}"),
+            value,
+            allowed,
+        },
+        SpecError::UnknownKey {
+            context,
+            key,
+            allowed,
+            suggestion,
+        } => SpecError::UnknownKey {
+            context: format!("{prefix} ({context})"),
+            key,
+            allowed,
+            suggestion,
+        },
+        SpecError::MissingKey {
+            format,
+            key,
+            allowed,
+        } => SpecError::MissingKey {
+            format,
+            key: format!("{prefix}.{key}"),
+            allowed,
+        },
+        other => other,
+    }
+}
+
 /// Checks that `value` is an integer in `range`.
 ///
 /// ```

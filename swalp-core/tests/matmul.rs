@@ -1,10 +1,13 @@
 //! `Accumulation::matmul` against the literal reference of
 //! `tests/matmul/gen_matmul.py` (products, chunk sums and running sums
 //! rounded one addition at a time, its own float/fixed rounding and random
-//! draws), bit for bit, for every rounding mode; and its errors.
+//! draws), bit for bit, for every rounding mode, on both implementations
+//! (native and tensor) and through a linear layer's autograd node for the
+//! forward product and both gradient products; and its errors.
 
-use swalp_core::matmul::{Accumulation, AccumulationError};
-use swalp_core::tch::{Device, Kind, Tensor};
+use swalp_core::hook::shared_rng;
+use swalp_core::matmul::{Accumulation, AccumulationError, LayerArithmetic, Layers};
+use swalp_core::tch::{nn, nn::Module, Device, Kind, Tensor};
 use swalp_core::{QuantRng, Quantizer};
 use swalp_formats as _;
 
@@ -49,24 +52,133 @@ fn matmul_equals_the_literal_reference_bit_for_bit() {
             optional(case, "chunk_accumulator", "f32"),
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            acc.has_native(),
+            "{name}: built-in formats have a native kernel"
+        );
         let (a, b) = (matrix(case, "a", m, k), matrix(case, "b", k, n));
-        let y = acc
-            .matmul(&a, &b, &mut QuantRng::new(int("seed") as u64))
+        let seed = int("seed") as u64;
+        let native = acc
+            .matmul(&a, &b, &mut QuantRng::new(seed))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(y.kind(), Kind::Float, "{name}");
-        let got: Vec<u32> = Vec::<f32>::try_from(y.flatten(0, -1))
-            .expect("f32")
-            .iter()
-            .map(|v| v.to_bits())
-            .collect();
-        let expected: Vec<u32> = case["expected"]
-            .as_array()
-            .expect("expected")
-            .iter()
-            .map(|v| v.as_integer().expect("an integer") as u32)
-            .collect();
-        assert_eq!(got, expected, "{name}");
+        let tensor = acc
+            .matmul_tensor(&a, &b, &mut QuantRng::new(seed))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(native.kind(), Kind::Float, "{name}");
+        assert_eq!(bits(&native), expected(case, "expected"), "{name}: native");
+        assert_eq!(bits(&tensor), expected(case, "expected"), "{name}: tensor");
     }
+}
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    Vec::<f32>::try_from(t.flatten(0, -1))
+        .expect("f32")
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+fn expected(case: &toml::Table, key: &str) -> Vec<u32> {
+    case[key]
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|v| v.as_integer().expect("an integer") as u32)
+        .collect()
+}
+
+#[test]
+fn a_linear_layer_computes_forward_and_both_gradients_as_the_reference() {
+    let text = include_str!("matmul/vectors.toml");
+    let vectors: toml::Table = toml::from_str(text).expect("vectors parse");
+    let cases = vectors["layer"].as_array().expect("layer cases");
+    assert_eq!(cases.len(), 4);
+    for case in cases {
+        let case = case.as_table().expect("a case is a table");
+        let name = case["name"].as_str().unwrap_or("?");
+        let int = |key: &str| case[key].as_integer().expect("an integer");
+        let (batch, inputs, outputs) = (int("batch"), int("inputs"), int("outputs"));
+        let table: toml::Table =
+            toml::from_str(case["arithmetic"].as_str().expect("text")).expect("arithmetic");
+        let arithmetic = LayerArithmetic::from_table(&table).unwrap_or_else(|e| panic!("{e}"));
+        let vs = nn::VarStore::new(Device::Cpu);
+        let config = nn::LinearConfig {
+            bias: false,
+            ..Default::default()
+        };
+        let layers = Layers::new(&arithmetic, shared_rng(int("seed") as u64));
+        let fc = layers.linear(nn::linear(vs.root() / "fc", inputs, outputs, config));
+        let mut ws = fc.inner().ws.shallow_clone();
+        tch::no_grad(|| ws.copy_(&matrix(case, "w", outputs, inputs)));
+        let x = matrix(case, "x", batch, inputs).set_requires_grad(true);
+        let y = fc.forward(&x);
+        assert_eq!(bits(&y.detach()), expected(case, "y"), "{name}: y");
+        // d(sum(y · g))/dy = g exactly.
+        (&y * matrix(case, "g", batch, outputs))
+            .sum(Kind::Float)
+            .backward();
+        assert_eq!(bits(&x.grad()), expected(case, "grad_x"), "{name}: dL/dx");
+        let grad_w = fc.inner().ws.grad();
+        assert_eq!(bits(&grad_w), expected(case, "grad_w"), "{name}: dL/dW");
+    }
+}
+
+/// The native kernel equals the tensor implementation on larger products
+/// than the reference's, for every per-element built-in, every rounding,
+/// scales and chunk lengths, with signs, zeros and values past the formats'
+/// ranges.
+#[test]
+fn the_native_kernel_equals_the_tensor_implementation() {
+    tch::manual_seed(7);
+    let (m, k, n) = (19, 70, 23);
+    let a = Tensor::randn([m, k], (Kind::Float, Device::Cpu)) * 4.0;
+    let b = Tensor::randn([k, n], (Kind::Float, Device::Cpu)).relu() * 0.5;
+    let formats = [
+        (r#"format = "fp8_e5m2""#, r#"format = "fp16""#),
+        (r#"format = "fp8_e4m3""#, r#"format = "bfloat16""#),
+        (
+            r#"format = "float", exp = 4, man = 3, subnormals = false"#,
+            r#"format = "float", exp = 5, man = 6"#,
+        ),
+        (
+            r#"format = "fixed", wl = 8, fl = 4"#,
+            r#"format = "fixed", wl = 12, fl = 5, scale = 0.5"#,
+        ),
+    ];
+    let roundings = [
+        r#""nearest-even""#,
+        r#""nearest-away""#,
+        r#""toward-zero""#,
+        r#""down""#,
+        r#""up""#,
+        r#""stochastic""#,
+        "{ stochastic_bits = 8 }",
+    ];
+    let mut checked = 0;
+    for (product, accumulator) in formats {
+        for rounding in roundings {
+            let spec = |f: &str| quantizer(&format!("{{ {f}, rounding = {rounding} }}"));
+            for (chunk, chunk_acc) in [
+                (None, None),
+                (Some(1), None),
+                (Some(8), None),
+                (Some(16), Some(spec(accumulator))),
+            ] {
+                let acc =
+                    Accumulation::new(Some(spec(product)), spec(accumulator), chunk, chunk_acc)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                let mut native_rng = QuantRng::new(3);
+                let mut tensor_rng = QuantRng::new(3);
+                let native = acc.matmul(&a, &b, &mut native_rng).unwrap();
+                let tensor = acc.matmul_tensor(&a, &b, &mut tensor_rng).unwrap();
+                let what = format!("{product} / {accumulator} / {rounding} / chunk {chunk:?}");
+                assert_eq!(bits(&native), bits(&tensor), "{what}");
+                assert_eq!(native_rng, tensor_rng, "{what}: the same streams taken");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 4 * 7 * 4);
 }
 
 #[test]
@@ -150,4 +262,59 @@ fn formats_that_cannot_round_a_sum_are_refused_with_the_role() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("[2, 3] and [2, 2]"), "{err}");
+}
+
+/// A convolution through the arithmetic (im2col, one product, the
+/// gradients through the node and col2im) equals libtorch's `conv2d` and
+/// its gradients exactly where every sum is exact: small integers, an
+/// accumulator wide enough to hold them.
+#[test]
+fn a_convolution_through_the_node_equals_libtorch_where_sums_are_exact() {
+    let table: toml::Table =
+        toml::from_str(r#"accumulator = { format = "fixed", wl = 24, fl = 0 }"#).expect("toml");
+    let arithmetic = LayerArithmetic::from_table(&table).unwrap_or_else(|e| panic!("{e}"));
+    let layers = Layers::new(&arithmetic, shared_rng(0));
+    let vs = nn::VarStore::new(Device::Cpu);
+    let config = nn::ConvConfig {
+        stride: 2,
+        padding: 1,
+        ..Default::default()
+    };
+    let conv = layers.conv2d(nn::conv2d(vs.root() / "conv", 3, 4, 3, config), 2, 1);
+    let integers = |shape: &[i64]| Tensor::randint_low(-3, 4, shape, (Kind::Float, Device::Cpu));
+    tch::manual_seed(11);
+    let (mut w, mut b) = (
+        conv.inner().ws.shallow_clone(),
+        conv.inner().bs.as_ref().expect("a bias").shallow_clone(),
+    );
+    tch::no_grad(|| {
+        w.copy_(&integers(&[4, 3, 3, 3]));
+        b.copy_(&integers(&[4]));
+    });
+    let x = integers(&[2, 3, 7, 6]).set_requires_grad(true);
+    let g = integers(&[2, 4, 4, 3]);
+    let y = conv.forward(&x);
+    (&y * &g).sum(Kind::Float).backward();
+    let (gx, gw, gb) = (x.grad().copy(), w.grad().copy(), b.grad().copy());
+
+    let x2 = x.detach().copy().set_requires_grad(true);
+    let w2 = w.detach().copy().set_requires_grad(true);
+    let b2 = b.detach().copy().set_requires_grad(true);
+    let y2 = x2.conv2d(&w2, Some(&b2), [2, 2], [1, 1], [1, 1], 1);
+    (&y2 * &g).sum(Kind::Float).backward();
+    assert_eq!(y.size(), [2, 4, 4, 3]);
+    assert!(y.detach().equal(&y2.detach()), "forward");
+    assert!(gx.equal(&x2.grad()), "input gradient");
+    assert!(gw.equal(&w2.grad()), "weight gradient");
+    assert!(gb.equal(&b2.grad()), "bias gradient");
+    // And the arithmetic is really in use: an fp8 accumulator changes it.
+    let table: toml::Table =
+        toml::from_str(r#"accumulator = { format = "fp8_e4m3" }"#).expect("toml");
+    let fp8 = Layers::new(&LayerArithmetic::from_table(&table).unwrap(), shared_rng(0));
+    let conv8 = fp8.conv2d(nn::conv2d(vs.root() / "conv8", 3, 4, 3, config), 2, 1);
+    let inner = conv8.inner();
+    let exact = x
+        .detach()
+        .conv2d(&inner.ws, inner.bs.as_ref(), [2, 2], [1, 1], [1, 1], 1);
+    assert!(!conv8.forward(&x).detach().equal(&exact.detach()));
 }

@@ -7,8 +7,8 @@
 //! `to_kind(Half)` and back) bit for bit.
 
 use swalp_core::{
-    cuda::CudaKernel, tch::Tensor, FormatFactory, NumberFormat, ParamInfo, Params, RandomStream,
-    Result, Rounding, SpecError,
+    cuda::CudaKernel, format::ValueRounding, tch::Tensor, FormatFactory, NumberFormat, ParamInfo,
+    Params, RandomStream, Result, Rounding, SpecError,
 };
 
 use crate::float::{FloatFormat, Specials, OVERFLOW_NAMES, SUBNORMALS};
@@ -90,6 +90,10 @@ impl NumberFormat for Preset {
 
     fn per_element(&self) -> bool {
         true
+    }
+
+    fn value_rounding(&self, rounding: Rounding) -> Option<Box<dyn ValueRounding>> {
+        self.float.value_rounding(rounding)
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand; each exposes `run(args, out)`.
 
 pub mod bench;
+pub mod bench_matmul;
 pub mod data;
 pub mod demo;
 pub mod formats;
@@ -8,3 +9,4 @@ pub mod observers;
 pub mod quantize;
 pub mod run;
 pub mod sweep;
+pub mod timing;

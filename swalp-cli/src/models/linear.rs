@@ -5,6 +5,7 @@
 
 use swalp_core::hook::SharedRng;
 use swalp_core::lower::{LayerKind, QuantSequential};
+use swalp_core::matmul::Layers;
 use swalp_core::points::PointConfig;
 use swalp_core::tch::{nn, Device};
 
@@ -19,7 +20,11 @@ pub fn build(
     device: Device,
 ) -> Model {
     let vs = nn::VarStore::new(device);
-    let linear = init::zeros_linear(vs.root() / "linear", inputs, outputs);
+    let linear = Layers::new(points.matmul(), rng.clone()).linear(init::zeros_linear(
+        vs.root() / "linear",
+        inputs,
+        outputs,
+    ));
     let net = QuantSequential::new()
         .add_fn(LayerKind::Other, |x| x.flatten(1, -1))
         .add(LayerKind::Linear, linear)

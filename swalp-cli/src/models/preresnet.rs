@@ -15,13 +15,22 @@
 
 use swalp_core::batchnorm::{BatchNorm, BatchNormMomentum};
 use swalp_core::hook::{QuantAct, SharedRng};
+use swalp_core::matmul::{self, Layers};
 use swalp_core::points::PointConfig;
 use swalp_core::tch::{nn, nn::Module, nn::ModuleT, Device, Tensor};
 
 use super::init::{self, Conv};
 use super::Model;
 
-fn conv(path: nn::Path, inputs: i64, outputs: i64, kernel: i64, stride: i64) -> nn::Conv2D {
+/// A bias-free convolution keeping the input's size at stride 1,
+/// initialised as the seed's, computed with `layers`' arithmetic.
+fn conv(
+    layers: &Layers,
+    path: nn::Path,
+    (inputs, outputs): (i64, i64),
+    kernel: i64,
+    stride: i64,
+) -> matmul::Conv2d {
     let shape = Conv {
         inputs,
         outputs,
@@ -30,15 +39,15 @@ fn conv(path: nn::Path, inputs: i64, outputs: i64, kernel: i64, stride: i64) -> 
         padding: kernel / 2,
         bias: false,
     };
-    init::seed_conv2d(path, shape)
+    layers.conv2d(init::seed_conv2d(path, shape), stride, shape.padding)
 }
 
 /// One pre-activation block: `(bn, conv)` pairs applied in sequence, and
 /// an optional shortcut conv.
 #[derive(Debug)]
 struct Block {
-    layers: Vec<(BatchNorm, nn::Conv2D)>,
-    shortcut: Option<nn::Conv2D>,
+    layers: Vec<(BatchNorm, matmul::Conv2d)>,
+    shortcut: Option<matmul::Conv2d>,
     q: Option<QuantAct>,
 }
 
@@ -68,10 +77,10 @@ impl ModuleT for Block {
 
 #[derive(Debug)]
 struct PreResNet {
-    stem: nn::Conv2D,
+    stem: matmul::Conv2d,
     blocks: Vec<Block>,
     head_bn: BatchNorm,
-    fc: nn::Linear,
+    fc: matmul::Linear,
     q: Option<QuantAct>,
 }
 
@@ -109,6 +118,7 @@ pub fn build(
     let momentum = BatchNormMomentum::default();
     let bn = |path: nn::Path, c| init::batch_norm(path, c, &momentum);
     let pair = points.activation_pair();
+    let layers = Layers::new(points.matmul(), rng.clone());
     let q = (!pair.is_identity()).then(|| QuantAct::new(pair, rng));
     let bottleneck = depth >= 44;
     let (per_stage, expansion) = if bottleneck {
@@ -116,7 +126,8 @@ pub fn build(
     } else {
         ((depth - 2) / 6, 1)
     };
-    let stem = conv(&root / "conv1", in_channels, 16, 3, 1);
+    let conv = |path, shape, kernel, stride| conv(&layers, path, shape, kernel, stride);
+    let stem = conv(&root / "conv1", (in_channels, 16), 3, 1);
     let mut blocks = Vec::new();
     let mut inplanes = 16;
     for (stage, planes) in [16i64, 32, 64].into_iter().enumerate() {
@@ -127,32 +138,32 @@ pub fn build(
                 vec![
                     (
                         bn(&p / "bn1", inplanes),
-                        conv(&p / "conv1", inplanes, planes, 1, 1),
+                        conv(&p / "conv1", (inplanes, planes), 1, 1),
                     ),
                     (
                         bn(&p / "bn2", planes),
-                        conv(&p / "conv2", planes, planes, 3, stride),
+                        conv(&p / "conv2", (planes, planes), 3, stride),
                     ),
                     (
                         bn(&p / "bn3", planes),
-                        conv(&p / "conv3", planes, planes * expansion, 1, 1),
+                        conv(&p / "conv3", (planes, planes * expansion), 1, 1),
                     ),
                 ]
             } else {
                 vec![
                     (
                         bn(&p / "bn1", inplanes),
-                        conv(&p / "conv1", inplanes, planes, 3, stride),
+                        conv(&p / "conv1", (inplanes, planes), 3, stride),
                     ),
                     (
                         bn(&p / "bn2", planes),
-                        conv(&p / "conv2", planes, planes, 3, 1),
+                        conv(&p / "conv2", (planes, planes), 3, 1),
                     ),
                 ]
             };
             let out = planes * expansion;
             let shortcut = (stride != 1 || inplanes != out)
-                .then(|| conv(&p / "downsample" / 0, inplanes, out, 1, stride));
+                .then(|| conv(&p / "downsample" / 0, (inplanes, out), 1, stride));
             blocks.push(Block {
                 layers,
                 shortcut,
@@ -162,7 +173,7 @@ pub fn build(
         }
     }
     let head_bn = bn(&root / "bn", inplanes);
-    let fc = init::linear(&root / "fc", inplanes, classes);
+    let fc = layers.linear(init::linear(&root / "fc", inplanes, classes));
     let net = nn::seq_t().add(PreResNet {
         stem,
         blocks,

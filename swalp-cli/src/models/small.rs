@@ -5,6 +5,7 @@
 
 use swalp_core::hook::SharedRng;
 use swalp_core::lower::{LayerKind, QuantSequential};
+use swalp_core::matmul::Layers;
 use swalp_core::points::PointConfig;
 use swalp_core::tch::{nn, Device};
 
@@ -21,13 +22,15 @@ pub fn mlp(
 ) -> Model {
     let vs = nn::VarStore::new(device);
     let root = vs.root();
+    let layers = Layers::new(points.matmul(), rng.clone());
+    let linear = |name: &str, i, o| layers.linear(init::linear(&root / name, i, o));
     let net = QuantSequential::new()
         .add_fn(LayerKind::Other, |x| x.flatten(1, -1))
-        .add(LayerKind::Linear, init::linear(&root / "fc1", inputs, 512))
+        .add(LayerKind::Linear, linear("fc1", inputs, 512))
         .add_fn(LayerKind::Activation, |x| x.relu())
-        .add(LayerKind::Linear, init::linear(&root / "fc2", 512, 512))
+        .add(LayerKind::Linear, linear("fc2", 512, 512))
         .add_fn(LayerKind::Activation, |x| x.relu())
-        .add(LayerKind::Linear, init::linear(&root / "fc3", 512, classes))
+        .add(LayerKind::Linear, linear("fc3", 512, classes))
         .lower(&[LayerKind::Activation], points.activation_pair(), rng);
     Model {
         vs,
@@ -50,23 +53,26 @@ pub fn cnn(
     let root = vs.root();
     let (c, h, w) = (shape[0], shape[1], shape[2]);
     let flat = 64 * (h / 4) * (w / 4);
-    let net = QuantSequential::new()
-        .add(
-            LayerKind::Conv,
-            init::conv2d(&root / "conv1", Conv::same(c, 32, 5)),
+    let layers = Layers::new(points.matmul(), rng.clone());
+    let conv = |name: &str, shape: Conv| {
+        layers.conv2d(
+            init::conv2d(&root / name, shape),
+            shape.stride,
+            shape.padding,
         )
+    };
+    let linear = |name: &str, i, o| layers.linear(init::linear(&root / name, i, o));
+    let net = QuantSequential::new()
+        .add(LayerKind::Conv, conv("conv1", Conv::same(c, 32, 5)))
         .add_fn(LayerKind::Activation, |x| x.relu())
         .add_fn(LayerKind::Pool, |x| x.max_pool2d_default(2))
-        .add(
-            LayerKind::Conv,
-            init::conv2d(&root / "conv2", Conv::same(32, 64, 5)),
-        )
+        .add(LayerKind::Conv, conv("conv2", Conv::same(32, 64, 5)))
         .add_fn(LayerKind::Activation, |x| x.relu())
         .add_fn(LayerKind::Pool, |x| x.max_pool2d_default(2))
         .add_fn(LayerKind::Other, |x| x.flatten(1, -1))
-        .add(LayerKind::Linear, init::linear(&root / "fc1", flat, 256))
+        .add(LayerKind::Linear, linear("fc1", flat, 256))
         .add_fn(LayerKind::Activation, |x| x.relu())
-        .add(LayerKind::Linear, init::linear(&root / "fc2", 256, classes))
+        .add(LayerKind::Linear, linear("fc2", 256, classes))
         .lower(&[LayerKind::Activation], points.activation_pair(), rng);
     Model {
         vs,

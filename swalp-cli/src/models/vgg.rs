@@ -14,6 +14,7 @@
 use swalp_core::batchnorm::BatchNormMomentum;
 use swalp_core::hook::SharedRng;
 use swalp_core::lower::{LayerKind, QuantSequential};
+use swalp_core::matmul::Layers;
 use swalp_core::points::PointConfig;
 use swalp_core::tch::{nn, Device, Tensor};
 
@@ -62,6 +63,7 @@ pub fn build(
     let root = vs.root();
     let momentum = BatchNormMomentum::default();
     let widths: &[i64] = if variant.depth == 19 { &VGG19 } else { &VGG16 };
+    let layers = Layers::new(points.matmul(), rng.clone());
     let mut seq = QuantSequential::new();
     let mut channels = in_channels;
     // The index of the next module in the seed's `features` Sequential.
@@ -72,8 +74,12 @@ pub fn build(
             index += 1;
             continue;
         }
-        let conv = init::seed_conv2d(&root / "features" / index, Conv::same(channels, width, 3));
-        seq = seq.add(LayerKind::Conv, conv);
+        let shape = Conv::same(channels, width, 3);
+        let conv = init::seed_conv2d(&root / "features" / index, shape);
+        seq = seq.add(
+            LayerKind::Conv,
+            layers.conv2d(conv, shape.stride, shape.padding),
+        );
         index += 1;
         if variant.batchnorm {
             let bn = init::batch_norm(&root / "features" / index, width, &momentum);
@@ -86,18 +92,18 @@ pub fn build(
     }
     let classifier = &root / "classifier";
     let p = variant.dropout;
+    let linear = |i: i64, (inputs, outputs): (i64, i64)| {
+        layers.linear(init::linear(&classifier / i, inputs, outputs))
+    };
     seq = seq
         .add_fn(LayerKind::Other, |x| x.flatten(1, -1))
         .add_fn_t(LayerKind::Dropout, move |x, train| dropout(x, p, train))
-        .add(LayerKind::Linear, init::linear(&classifier / 1, 512, 512))
+        .add(LayerKind::Linear, linear(1, (512, 512)))
         .add_fn(LayerKind::Activation, |x| x.relu())
         .add_fn_t(LayerKind::Dropout, move |x, train| dropout(x, p, train))
-        .add(LayerKind::Linear, init::linear(&classifier / 5, 512, 512))
+        .add(LayerKind::Linear, linear(5, (512, 512)))
         .add_fn(LayerKind::Activation, |x| x.relu())
-        .add(
-            LayerKind::Linear,
-            init::linear(&classifier / 8, 512, classes),
-        );
+        .add(LayerKind::Linear, linear(8, (512, classes)));
     let net = seq.lower(&[LayerKind::Activation], points.activation_pair(), rng);
     Model {
         vs,

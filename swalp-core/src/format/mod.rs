@@ -163,6 +163,29 @@ pub trait NumberFormat: DynClone + Send + Sync + fmt::Debug {
         false
     }
 
+    /// How this format rounds single `f64` values on the CPU, for a
+    /// per-element format ([`per_element`](Self::per_element)): what the
+    /// native matrix-product kernel of [`crate::matmul`] calls after every
+    /// multiplication and addition, whose results are exact `f64` values
+    /// rather than `f32`. Its results must equal
+    /// [`quantize_tensor`](Self::quantize_tensor)'s on the same `f64`
+    /// values. The default has none (matrix products then take the tensor
+    /// implementation).
+    ///
+    /// ```
+    /// use swalp_core::{NumberFormat, Rounding};
+    /// let fixed = swalp_formats::FixedPoint::new(8, 6, true, false)?;
+    /// let rounder = fixed.value_rounding(Rounding::NearestEven).expect("fixed has one");
+    /// let mut v = [0.3, -3.0];
+    /// rounder.round_values(&mut v, None, 0);
+    /// assert_eq!(v, [0.296875, -2.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn value_rounding(&self, rounding: Rounding) -> Option<Box<dyn ValueRounding>> {
+        let _ = rounding;
+        None
+    }
+
     /// Whether the format leaves a tensor of this shape in full precision
     /// (NVFP4's `unaligned = "keep"`): a quantizer then skips its transforms
     /// (RHT, which such a shape may not fit) and returns the input. The
@@ -194,3 +217,12 @@ pub trait NumberFormat: DynClone + Send + Sync + fmt::Debug {
 }
 
 dyn_clone::clone_trait_object!(NumberFormat);
+
+/// A format's rounding of single `f64` values with one rounding mode, from
+/// [`NumberFormat::value_rounding`].
+pub trait ValueRounding: Send + Sync {
+    /// Rounds every value in place; under stochastic rounding `values[j]`
+    /// takes the draw `random.bits(first + j)`, as element `first + j` of a
+    /// tensor would (see [`crate::kernel::native::map_values`]).
+    fn round_values(&self, values: &mut [f64], random: Option<RandomStream>, first: u64);
+}

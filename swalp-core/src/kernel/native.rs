@@ -185,14 +185,35 @@ fn parallel_chunks<F>(len: usize, f: F)
 where
     F: Fn(usize, usize) + Sync,
 {
-    let chunks = len.div_ceil(CHUNK);
-    if len < PARALLEL_THRESHOLD {
-        f(0, chunks);
+    parallel_items(len.div_ceil(CHUNK), len >= PARALLEL_THRESHOLD, f);
+}
+
+/// Calls `f(first, last)` on disjoint ranges covering the items
+/// `0..items`: on this thread unless `parallel`, otherwise on libtorch's
+/// intra-op threads (see [`for_each_chunk`]), or rayon's where libtorch's
+/// OpenMP runtime cannot be found. A panic in `f` is re-raised here. For
+/// kernels whose unit of work is not a chunk of one slice (the rows of a
+/// matrix product).
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// let sum = AtomicUsize::new(0);
+/// swalp_core::kernel::native::parallel_items(100, true, |first, last| {
+///     sum.fetch_add((first..last).sum::<usize>(), Ordering::Relaxed);
+/// });
+/// assert_eq!(sum.into_inner(), 4950);
+/// ```
+pub fn parallel_items<F>(items: usize, parallel: bool, f: F)
+where
+    F: Fn(usize, usize) + Sync,
+{
+    if !parallel {
+        f(0, items);
     } else if let Some(runtime) = omp::runtime() {
-        runtime.run(chunks, &f);
+        runtime.run(items, &f);
     } else {
         use rayon::prelude::*;
-        (0..chunks).into_par_iter().for_each(|c| f(c, c + 1));
+        (0..items).into_par_iter().for_each(|c| f(c, c + 1));
     }
 }
 
@@ -778,10 +799,97 @@ pub fn grid_element<R: RoundRule>(
     lo: f64,
     hi: f64,
 ) -> f32 {
-    let n = rule.round(f64::from(v) * scale, random);
+    grid_value(rule, f64::from(v), random, scale, step, lo, hi) as f32
+}
+
+/// [`grid_element`] for an `f64` value, without the final cast: the
+/// rounding of fixed point where the input is an exact `f64` (a product or
+/// a sum in [`crate::matmul`]).
+///
+/// ```
+/// use swalp_core::{kernel::native::grid_value, rounding::NearestEvenRule};
+/// // 0.3 on the grid 2^-6 of an 8-bit fixed point: 19/64.
+/// assert_eq!(grid_value(NearestEvenRule, 0.3, 0, 64.0, 1.0 / 64.0, -128.0, 127.0), 0.296875);
+/// ```
+#[inline(always)]
+pub fn grid_value<R: RoundRule>(
+    rule: R,
+    x: f64,
+    random: u32,
+    scale: f64,
+    step: f64,
+    lo: f64,
+    hi: f64,
+) -> f64 {
+    let n = rule.round(x * scale, random);
     let n = if n < lo { lo } else { n };
     let n = if n > hi { hi } else { n };
-    (n * step) as f32
+    n * step
+}
+
+/// Writes `values[j] = f(values[j], draw)` for every `j`, the draw being
+/// element `first + j`'s of `random` under a stochastic `rule` (0 under a
+/// deterministic one, never computed): the loop behind every
+/// [`ValueRounding`](crate::format::ValueRounding).
+///
+/// ```
+/// use swalp_core::{kernel::native::map_values, rounding::{NearestEvenRule, RoundRule}};
+/// let mut v = [0.4, 1.6];
+/// map_values(NearestEvenRule, &mut v, None, 0, |x, d| NearestEvenRule.round(x, d));
+/// assert_eq!(v, [0.0, 2.0]);
+/// ```
+#[inline(always)]
+pub fn map_values<R: RoundRule, F: Fn(f64, u32) -> f64>(
+    rule: R,
+    values: &mut [f64],
+    random: Option<RandomStream>,
+    first: u64,
+    f: F,
+) {
+    match random.filter(|_| R::STOCHASTIC) {
+        None => map_values_simd(values, f),
+        Some(r) => {
+            for (j, v) in values.iter_mut().enumerate() {
+                *v = f(
+                    *v,
+                    rule.draw(r.segment(first + j as u64), (first + j as u64) as u32),
+                );
+            }
+        }
+    }
+}
+
+/// `values[j] = f(values[j], 0)` in a loop compiled for the best vector
+/// extension the CPU has, as [`map_simd`] does.
+#[inline(always)]
+fn map_values_simd<F: Fn(f64, u32) -> f64>(values: &mut [f64], f: F) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU supports these features.
+            return unsafe { map_values_avx512(values, f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2.
+            return unsafe { map_values_avx2(values, f) };
+        }
+    }
+    values.iter_mut().for_each(|v| *v = f(*v, 0));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn map_values_avx2<F: Fn(f64, u32) -> f64>(values: &mut [f64], f: F) {
+    values.iter_mut().for_each(|v| *v = f(*v, 0));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+unsafe fn map_values_avx512<F: Fn(f64, u32) -> f64>(values: &mut [f64], f: F) {
+    values.iter_mut().for_each(|v| *v = f(*v, 0));
 }
 
 #[cfg(test)]

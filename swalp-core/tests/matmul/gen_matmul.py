@@ -1,6 +1,6 @@
 """Reference vectors for swalp_core::matmul::Accumulation.
 
-Follows the definition in swalp-core/src/matmul.rs literally, one output
+Follows the definition in swalp-core/src/matmul/mod.rs literally, one output
 element and one addition at a time, in plain Python floats (IEEE binary64),
 with its own float and fixed-point rounding and its own copy of swalp's
 counter-based random draws: nothing here comes from swalp. Writes
@@ -135,8 +135,12 @@ def quantize_matrix(fmt, mat, mode, rng):
 
 
 def reference(a, b, product, acc, chunk, chunk_acc, mode, seed):
+    return product_with(a, b, product, acc, chunk, chunk_acc, mode, Rng(seed))
+
+
+def product_with(a, b, product, acc, chunk, chunk_acc, mode, rng):
+    """The product a . b drawing its streams from rng (continued)."""
     m, k, n = len(a), len(b), len(b[0])
-    rng = Rng(seed)
     zeros = lambda: [[0.0] * n for _ in range(m)]
     s, t = zeros(), zeros()
     for kk in range(k):
@@ -161,6 +165,64 @@ def operands(rnd, m, k, n, positive):
         return f32(v if positive or rnd.random() < 0.6 else -v)
     return ([[value() for _ in range(k)] for _ in range(m)],
             [[value() for _ in range(n)] for _ in range(k)])
+
+
+def transpose(mat):
+    return [list(col) for col in zip(*mat)]
+
+
+def arithmetic_toml(products, mode):
+    """[quant.matmul] text giving each product its own table."""
+    lines = []
+    for role, (product, acc, chunk, chunk_acc) in products.items():
+        keys = ["product = " + (product.spec(mode) if product else '"none"'),
+                "accumulator = " + acc.spec(mode),
+                f"chunk = {chunk}" if chunk else 'chunk = "none"']
+        if chunk_acc:
+            keys.append("chunk_accumulator = " + chunk_acc.spec(mode))
+        lines.append(f"{role} = {{ {', '.join(keys)} }}")
+    return "\n".join(lines)
+
+
+def layer_cases(rnd, e5m2, fp16, bf16, fx_prod, fx_acc):
+    """A linear layer y = x . W^T (no bias) through the autograd node: the
+    forward product, then the input gradient g . W, then the weight
+    gradient (x^T . g)^T, drawing from one generator in that order."""
+    same = (e5m2, fp16, 4, None)
+    configs = [
+        ("the same arithmetic for all three products",
+         {"forward": same, "input_grad": same, "weight_grad": same}),
+        ("three different arithmetics",
+         {"forward": (e5m2, fp16, None, None),
+          "input_grad": (None, bf16, 3, None),
+          "weight_grad": (fx_prod, fx_acc, 2, fx_acc)}),
+    ]
+    out = []
+    batch, inputs, outputs = 5, 6, 3
+    bits = lambda mat: [f32_bits(v) for row in mat for v in row]
+    for c, (name, products) in enumerate(configs):
+        x, _ = operands(rnd, batch, inputs, 1, False)
+        w, _ = operands(rnd, outputs, inputs, 1, False)
+        g, _ = operands(rnd, batch, outputs, 1, False)
+        for mode in ["nearest-even", "stochastic"]:
+            seed = 200 + c
+            rng = Rng(seed)
+            y = product_with(x, transpose(w), *products["forward"], mode, rng)
+            gx = product_with(g, w, *products["input_grad"], mode, rng)
+            gw = transpose(product_with(transpose(x), g, *products["weight_grad"], mode, rng))
+            out.append("[[layer]]")
+            out.append(f'name = "{name}, {mode}"')
+            out.append(f"seed = {seed}")
+            out.append(f"batch = {batch}\ninputs = {inputs}\noutputs = {outputs}")
+            out.append("arithmetic = '''\n" + arithmetic_toml(products, mode) + "\n'''")
+            out.append(f"x = {bits(x)}")
+            out.append(f"w = {bits(w)}")
+            out.append(f"g = {bits(g)}")
+            out.append(f"y = {bits(y)}")
+            out.append(f"grad_x = {bits(gx)}")
+            out.append(f"grad_w = {bits(gw)}")
+            out.append("")
+    return out
 
 
 def main():
@@ -198,10 +260,11 @@ def main():
             out.append(f"b = {[f32_bits(v) for row in b for v in row]}")
             out.append(f"expected = {[f32_bits(v) for row in y for v in row]}")
             out.append("")
+    out += layer_cases(rnd, e5m2, fp16, bf16, fx_prod, fx_acc)
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors.toml")
     with open(path, "w") as f:
         f.write("\n".join(out))
-    print(f"wrote {len(configs) * len(MODES)} cases to {path}")
+    print(f"wrote {len(configs) * len(MODES)} cases and 4 layer cases to {path}")
 
 
 if __name__ == "__main__":

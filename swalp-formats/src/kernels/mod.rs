@@ -10,7 +10,10 @@ pub mod cuda;
 pub mod native;
 pub mod tensor;
 
-use swalp_core::{cuda::CudaKernel, tch::Tensor, NumberFormat, RandomStream, Result, Rounding};
+use swalp_core::{
+    cuda::CudaKernel, format::ValueRounding, tch::Tensor, NumberFormat, RandomStream, Result,
+    Rounding,
+};
 
 use crate::{BlockFloat, FixedPoint, FloatFormat, Fp8Scaled, MxFormat, Nvfp4Format};
 
@@ -72,10 +75,18 @@ bind_kernels!(FixedPoint, "fixed", fixed, {
     fn per_element(&self) -> bool {
         true
     }
+
+    fn value_rounding(&self, rounding: Rounding) -> Option<Box<dyn ValueRounding>> {
+        Some(native::fixed_values(self, rounding))
+    }
 });
 bind_kernels!(FloatFormat, "float", float, {
     fn per_element(&self) -> bool {
         true
+    }
+
+    fn value_rounding(&self, rounding: Rounding) -> Option<Box<dyn ValueRounding>> {
+        Some(native::float_values(self, rounding))
     }
 });
 bind_kernels!(BlockFloat, "bfp", block);

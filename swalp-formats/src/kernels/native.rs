@@ -8,10 +8,11 @@
 
 use swalp_core::{
     block::{Block, BlockLayout},
+    format::ValueRounding,
     kernel::native::{
-        abs_bits_nan_inf, abs_bits_nan_zero, exponent, for_each_chunk, grid_element,
-        map_runs_scaled_simd, map_runs_simd, map_simd, max_simd, pow2, segment, ElementFn, Grid,
-        RunFn,
+        abs_bits_nan_inf, abs_bits_nan_zero, exponent, for_each_chunk, grid_element, grid_value,
+        map_runs_scaled_simd, map_runs_simd, map_simd, map_values, max_simd, pow2, segment,
+        ElementFn, Grid, RunFn,
     },
     rng::StreamSegment,
     rounding::RoundRule,
@@ -29,13 +30,12 @@ pub fn fixed(
     rounding: Rounding,
     random: Option<RandomStream>,
 ) -> Result<()> {
-    let k = -format.fl();
-    let (scale, step) = (pow2(-k), pow2(k));
-    let (lo, hi) = if format.clamps() {
-        format.int_range()
-    } else {
-        (f64::NEG_INFINITY, f64::INFINITY)
-    };
+    let FixedGrid {
+        scale,
+        step,
+        lo,
+        hi,
+    } = FixedGrid::of(format);
     with_round_rule!(rounding, rule => {
         for_each_chunk(x, out, |start, inp, outp| {
             let grid = Grid { rule, segment: segment(random, start), scale, step, lo, hi };
@@ -211,36 +211,114 @@ impl FloatParams {
 }
 
 /// One element of [`float`], branch-free: every case is computed and the
-/// right one selected. Zeros come through the rounding unchanged (every rule
-/// keeps a signed zero), NaN is quieted (as the tensor kernel's round trip
-/// through f64 does), infinities become the format's infinity.
+/// right one selected ([`float_value`]); NaN is quieted (as the tensor
+/// kernel's round trip through f64 does).
 #[inline(always)]
 fn float_element<R: RoundRule>(rule: R, p: &FloatParams, v: f32, random: u32) -> f32 {
-    let x = f64::from(v);
-    // The binade from the f32 exponent field: zeros and subnormals read as
-    // -127, below every format's emin (at least -126) as their true
-    // exponents are; infinities and NaN read as 128, at least emax. So this
-    // is the step of `FloatFormat::step_exponent(exponent(x))`.
-    let e = (((v.to_bits() >> 23) & 0xff) as i32 - 127).min(p.emax);
-    let k = if e >= p.emin { e - p.man } else { p.below_emin };
-    let y = rule.round(x * pow2(-k), random) * pow2(k);
-    let negative = x < 0.0;
-    let overflow = if negative {
-        p.overflow[1]
-    } else {
-        p.overflow[0]
-    };
-    let infinity = if negative {
-        p.infinity[1]
-    } else {
-        p.infinity[0]
-    };
-    let y = if y.abs() > p.max { overflow } else { y };
-    let y = if x.is_infinite() { infinity } else { y };
-    if x.is_nan() {
+    let y = float_value(rule, p, f64::from(v), random);
+    if v.is_nan() {
         f32::from_bits(v.to_bits() | 0x0040_0000)
     } else {
         y as f32
+    }
+}
+
+/// Rounds the `f64` value `x`: on the grid of its binade, then the format's
+/// overflow rule. Zeros come through the rounding unchanged (every rule
+/// keeps a signed zero), infinities become the format's infinity.
+#[inline(always)]
+fn float_value<R: RoundRule>(rule: R, p: &FloatParams, x: f64, random: u32) -> f64 {
+    // The binade from the exponent field: zeros and f64 subnormals read as
+    // -1023, below every format's emin as their true exponents are;
+    // infinities and NaN read as 1024, at least emax. So this is the step
+    // of `FloatFormat::step_exponent(exponent(x))`.
+    let e = exponent(x).min(p.emax);
+    let k = if e >= p.emin { e - p.man } else { p.below_emin };
+    let y = rule.round(x * pow2(-k), random) * pow2(k);
+    // The value of x's sign among two, by bit operations: a select here
+    // compiles to vector gathers from the arrays, several times slower.
+    // (The sign bit decides as `x < 0` would wherever the choice is used:
+    // it differs only for -0 and NaN, which neither overflow nor are
+    // infinite.)
+    let sign = ((x.to_bits() as i64) >> 63) as u64;
+    let by_sign = |[pos, neg]: [f64; 2]| {
+        f64::from_bits(pos.to_bits() ^ (sign & (pos.to_bits() ^ neg.to_bits())))
+    };
+    let (overflow, infinity) = (by_sign(p.overflow), by_sign(p.infinity));
+    let y = if y.abs() > p.max { overflow } else { y };
+    if x.is_infinite() {
+        infinity
+    } else {
+        y
+    }
+}
+
+/// Floating point's [`ValueRounding`].
+pub fn float_values(format: &FloatFormat, rounding: Rounding) -> Box<dyn ValueRounding> {
+    let p = FloatParams::of(format, rounding);
+    with_round_rule!(rounding, rule => Box::new(FloatValues { rule, p }) as Box<dyn ValueRounding>)
+}
+
+struct FloatValues<R> {
+    rule: R,
+    p: FloatParams,
+}
+
+impl<R: RoundRule> ValueRounding for FloatValues<R> {
+    fn round_values(&self, values: &mut [f64], random: Option<RandomStream>, first: u64) {
+        // Local copies the loop keeps in registers (through `self` they
+        // are loads, which the vectoriser turns into gathers).
+        let (rule, p) = (self.rule, self.p);
+        map_values(rule, values, random, first, move |x, d| {
+            float_value(rule, &p, x, d)
+        });
+    }
+}
+
+/// Fixed point's [`ValueRounding`].
+pub fn fixed_values(format: &FixedPoint, rounding: Rounding) -> Box<dyn ValueRounding> {
+    let grid = FixedGrid::of(format);
+    with_round_rule!(rounding, rule => Box::new(FixedValues { rule, grid }) as Box<dyn ValueRounding>)
+}
+
+struct FixedValues<R> {
+    rule: R,
+    grid: FixedGrid,
+}
+
+impl<R: RoundRule> ValueRounding for FixedValues<R> {
+    fn round_values(&self, values: &mut [f64], random: Option<RandomStream>, first: u64) {
+        let (rule, g) = (self.rule, self.grid);
+        map_values(rule, values, random, first, move |x, d| {
+            grid_value(rule, x, d, g.scale, g.step, g.lo, g.hi)
+        });
+    }
+}
+
+/// Fixed point's grid: `2^fl`, `2^-fl` and the integer range (unbounded
+/// when the format does not clamp).
+#[derive(Clone, Copy)]
+struct FixedGrid {
+    scale: f64,
+    step: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl FixedGrid {
+    fn of(format: &FixedPoint) -> Self {
+        let k = -format.fl();
+        let (lo, hi) = if format.clamps() {
+            format.int_range()
+        } else {
+            (f64::NEG_INFINITY, f64::INFINITY)
+        };
+        FixedGrid {
+            scale: pow2(-k),
+            step: pow2(k),
+            lo,
+            hi,
+        }
     }
 }
 

@@ -38,7 +38,15 @@
 
 use std::fmt;
 
-use tch::{Kind, Tensor};
+mod config;
+mod layer;
+mod native;
+mod node;
+
+pub use config::LayerArithmetic;
+pub use layer::{Conv2d, Layers, Linear};
+
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::quantizer::Quantizer;
@@ -176,12 +184,60 @@ impl Accumulation {
     /// `a · b` for `a` of shape `[M, K]` and `b` of `[K, N]`, multiplied and
     /// accumulated as described in the [module documentation](self); the
     /// result has `a`'s dtype and device and is detached from autograd.
+    ///
+    /// CPU operands take the native kernel when every format has a
+    /// [`value_rounding`](crate::NumberFormat::value_rounding) (the built-in
+    /// per-element formats do), other devices and formats the tensor
+    /// implementation ([`matmul_tensor`](Self::matmul_tensor)); both give
+    /// the same result bit for bit.
     pub fn matmul(&self, a: &Tensor, b: &Tensor, rng: &mut QuantRng) -> Result<Tensor> {
-        let (sa, sb) = (a.size(), b.size());
-        if sa.len() != 2 || sb.len() != 2 || sa[1] != sb[0] {
-            return Err(AccumulationError::Shapes { a: sa, b: sb }.into());
+        check_shapes(a, b)?;
+        match native::Kernel::new(self).filter(|_| a.device() == Device::Cpu) {
+            Some(kernel) => {
+                let _guard = tch::no_grad_guard();
+                let (a64, b64) = (
+                    a.detach().f_to_kind(Kind::Double)?,
+                    b.detach().f_to_kind(Kind::Double)?,
+                );
+                Ok(kernel.matmul(&a64, &b64, rng)?.f_to_kind(a.kind())?)
+            }
+            None => self.matmul_tensor(a, b, rng),
         }
-        let (m, k, n) = (sa[0], sa[1], sb[1]);
+    }
+
+    /// The format products are rounded to (`None`: exact).
+    pub fn product(&self) -> Option<&Quantizer> {
+        self.product.as_ref()
+    }
+
+    /// The running sum's format.
+    pub fn accumulator(&self) -> &Quantizer {
+        &self.accumulator
+    }
+
+    /// The chunk length (`None`: one running sum).
+    pub fn chunk(&self) -> Option<usize> {
+        self.chunk
+    }
+
+    /// The chunk sums' format (`None`: `f32`).
+    pub fn chunk_accumulator(&self) -> Option<&Quantizer> {
+        self.chunk_accumulator.as_ref()
+    }
+
+    /// Whether [`matmul`](Self::matmul) runs the native kernel for CPU
+    /// operands (every format has a value rounding).
+    pub fn has_native(&self) -> bool {
+        native::Kernel::new(self).is_some()
+    }
+
+    /// [`matmul`](Self::matmul) with libtorch operations on any device: one
+    /// step per `k` on whole `[M, N]` matrices, each rounding through
+    /// [`Quantizer::quantize`]. The definition the native kernel is tested
+    /// against.
+    pub fn matmul_tensor(&self, a: &Tensor, b: &Tensor, rng: &mut QuantRng) -> Result<Tensor> {
+        check_shapes(a, b)?;
+        let (m, k, n) = (a.size()[0], a.size()[1], b.size()[1]);
         let kind = a.kind();
         let _guard = tch::no_grad_guard();
         let a = a.detach().f_to_kind(Kind::Double)?;
@@ -219,4 +275,13 @@ impl Accumulation {
             None => Ok(t.f_to_kind(Kind::Float)?.f_to_kind(Kind::Double)?),
         }
     }
+}
+
+/// Checks that `a` and `b` are `[M, K]` and `[K, N]`.
+fn check_shapes(a: &Tensor, b: &Tensor) -> Result<()> {
+    let (sa, sb) = (a.size(), b.size());
+    if sa.len() != 2 || sb.len() != 2 || sa[1] != sb[0] {
+        return Err(AccumulationError::Shapes { a: sa, b: sb }.into());
+    }
+    Ok(())
 }

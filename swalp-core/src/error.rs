@@ -147,6 +147,10 @@ pub enum Error {
     /// The autograd hook failed (the message comes from the quantizer or
     /// from libtorch).
     Hook(String),
+    /// A layer's matrix product in simulated arithmetic failed
+    /// ([`crate::matmul`]; the message comes from its rounding or from
+    /// libtorch).
+    Matmul(String),
     /// Saved training state (optimizer, SWA) does not fit what it is loaded
     /// into.
     State(String),
@@ -187,6 +191,7 @@ impl fmt::Display for Error {
                 write!(f, "libtorch: {}", msg.lines().next().unwrap_or(""))
             }
             Error::Hook(msg) => write!(f, "quantization hook: {msg}"),
+            Error::Matmul(msg) => write!(f, "matrix product: {msg}"),
             Error::State(msg) => f.write_str(msg),
             Error::Cuda(e) => write!(f, "CUDA backend: {e}"),
         }
@@ -199,7 +204,7 @@ impl std::error::Error for Error {
             Error::Spec(e) => Some(e),
             Error::Torch(e) => Some(e),
             Error::Cuda(e) => Some(e),
-            Error::Unsupported { .. } | Error::Hook(_) | Error::State(_) => None,
+            Error::Unsupported { .. } | Error::Hook(_) | Error::Matmul(_) | Error::State(_) => None,
         }
     }
 }

@@ -98,28 +98,41 @@ fn a_linear_layer_computes_forward_and_both_gradients_as_the_reference() {
         let name = case["name"].as_str().unwrap_or("?");
         let int = |key: &str| case[key].as_integer().expect("an integer");
         let (batch, inputs, outputs) = (int("batch"), int("inputs"), int("outputs"));
-        let table: toml::Table =
-            toml::from_str(case["arithmetic"].as_str().expect("text")).expect("arithmetic");
-        let arithmetic = LayerArithmetic::from_table(&table).unwrap_or_else(|e| panic!("{e}"));
-        let vs = nn::VarStore::new(Device::Cpu);
-        let config = nn::LinearConfig {
-            bias: false,
-            ..Default::default()
-        };
-        let layers = Layers::new(&arithmetic, shared_rng(int("seed") as u64));
-        let fc = layers.linear(nn::linear(vs.root() / "fc", inputs, outputs, config));
-        let mut ws = fc.inner().ws.shallow_clone();
-        tch::no_grad(|| ws.copy_(&matrix(case, "w", outputs, inputs)));
-        let x = matrix(case, "x", batch, inputs).set_requires_grad(true);
-        let y = fc.forward(&x);
-        assert_eq!(bits(&y.detach()), expected(case, "y"), "{name}: y");
-        // d(sum(y · g))/dy = g exactly.
-        (&y * matrix(case, "g", batch, outputs))
-            .sum(Kind::Float)
-            .backward();
-        assert_eq!(bits(&x.grad()), expected(case, "grad_x"), "{name}: dL/dx");
-        let grad_w = fc.inner().ws.grad();
-        assert_eq!(bits(&grad_w), expected(case, "grad_w"), "{name}: dL/dW");
+        let text = case["arithmetic"].as_str().expect("text");
+        // As given (the native kernel), then with every quantizer on the
+        // tensor backend (the tensor implementation).
+        for text in [
+            text.to_string(),
+            text.replace("rounding =", "backend = \"tensor\", rounding ="),
+        ] {
+            let table: toml::Table = toml::from_str(&text).expect("arithmetic");
+            let arithmetic = LayerArithmetic::from_table(&table).unwrap_or_else(|e| panic!("{e}"));
+            let native = arithmetic
+                .forward
+                .as_ref()
+                .is_some_and(Accumulation::has_native);
+            assert_eq!(native, !text.contains("tensor"), "{name}");
+            let name = format!("{name} ({})", if native { "native" } else { "tensor" });
+            let vs = nn::VarStore::new(Device::Cpu);
+            let config = nn::LinearConfig {
+                bias: false,
+                ..Default::default()
+            };
+            let layers = Layers::new(&arithmetic, shared_rng(int("seed") as u64));
+            let fc = layers.linear(nn::linear(vs.root() / "fc", inputs, outputs, config));
+            let mut ws = fc.inner().ws.shallow_clone();
+            tch::no_grad(|| ws.copy_(&matrix(case, "w", outputs, inputs)));
+            let x = matrix(case, "x", batch, inputs).set_requires_grad(true);
+            let y = fc.forward(&x);
+            assert_eq!(bits(&y.detach()), expected(case, "y"), "{name}: y");
+            // d(sum(y · g))/dy = g exactly.
+            (&y * matrix(case, "g", batch, outputs))
+                .sum(Kind::Float)
+                .backward();
+            assert_eq!(bits(&x.grad()), expected(case, "grad_x"), "{name}: dL/dx");
+            let grad_w = fc.inner().ws.grad();
+            assert_eq!(bits(&grad_w), expected(case, "grad_w"), "{name}: dL/dW");
+        }
     }
 }
 
@@ -317,4 +330,70 @@ fn a_convolution_through_the_node_equals_libtorch_where_sums_are_exact() {
         .detach()
         .conv2d(&inner.ws, inner.bs.as_ref(), [2, 2], [1, 1], [1, 1], 1);
     assert!(!conv8.forward(&x).detach().equal(&exact.detach()));
+}
+
+/// On a GPU, the tensor implementation (what CUDA tensors take) equals the
+/// native CPU kernel bit for bit, and so does a linear layer's forward and
+/// backward. Part of `scripts/gpu-check`; says why it is skipped elsewhere.
+#[test]
+fn gpu_matmul_on_cuda_equals_the_native_kernel() {
+    if !tch::Cuda::is_available() {
+        println!("skipped: no CUDA device");
+        return;
+    }
+    let cuda = Device::Cuda(0);
+    tch::manual_seed(5);
+    let a = Tensor::randn([33, 100], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([100, 17], (Kind::Float, Device::Cpu));
+    for rounding in [r#""nearest-even""#, r#""stochastic""#] {
+        let spec = |f: &str| quantizer(&format!("{{ format = {f:?}, rounding = {rounding} }}"));
+        for chunk in [None, Some(1), Some(16)] {
+            let acc = Accumulation::new(Some(spec("fp8_e5m2")), spec("fp16"), chunk, None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let cpu = acc.matmul(&a, &b, &mut QuantRng::new(9)).unwrap();
+            let gpu = acc
+                .matmul(
+                    &a.to_device(cuda),
+                    &b.to_device(cuda),
+                    &mut QuantRng::new(9),
+                )
+                .unwrap();
+            assert_eq!(gpu.device(), cuda);
+            assert_eq!(
+                bits(&cpu),
+                bits(&gpu.to_device(Device::Cpu)),
+                "{rounding} {chunk:?}"
+            );
+        }
+    }
+    let table: toml::Table = toml::from_str(
+        r#"product = { format = "fp8_e5m2", rounding = "stochastic" }
+           accumulator = { format = "fp16" }
+           chunk = 8"#,
+    )
+    .expect("toml");
+    let arithmetic = LayerArithmetic::from_table(&table).unwrap_or_else(|e| panic!("{e}"));
+    let w0 = Tensor::randn([17, 100], (Kind::Float, Device::Cpu)) * 0.1;
+    let grads = |device: Device| {
+        let vs = nn::VarStore::new(device);
+        let fc = Layers::new(&arithmetic, shared_rng(4)).linear(nn::linear(
+            vs.root() / "fc",
+            100,
+            17,
+            Default::default(),
+        ));
+        let (mut w, mut bias) = (
+            fc.inner().ws.shallow_clone(),
+            fc.inner().bs.as_ref().expect("a bias").shallow_clone(),
+        );
+        tch::no_grad(|| {
+            w.copy_(&w0);
+            let _ = bias.zero_();
+        });
+        let x = a.to_device(device).set_requires_grad(true);
+        let y = fc.forward(&x);
+        y.sum(Kind::Float).backward();
+        [y.detach(), x.grad(), fc.inner().ws.grad()].map(|t| bits(&t.to_device(Device::Cpu)))
+    };
+    assert_eq!(grads(Device::Cpu), grads(cuda));
 }

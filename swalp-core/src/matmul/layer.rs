@@ -153,7 +153,7 @@ impl Conv2d {
         let w = &self.inner.ws;
         let (ws, xs) = (w.size(), x.size());
         if ws.len() != 4 || xs.len() != 4 || ws[1] != xs[1] {
-            return Err(Error::Hook(format!(
+            return Err(Error::Matmul(format!(
                 "a convolution with weights {ws:?} cannot take an input of shape {xs:?}"
             )));
         }

@@ -187,7 +187,8 @@ impl Accumulation {
     ///
     /// CPU operands take the native kernel when every format has a
     /// [`value_rounding`](crate::NumberFormat::value_rounding) (the built-in
-    /// per-element formats do), other devices and formats the tensor
+    /// per-element formats do) and no quantizer asks for
+    /// `backend = "tensor"`; other devices and formats take the tensor
     /// implementation ([`matmul_tensor`](Self::matmul_tensor)); both give
     /// the same result bit for bit.
     pub fn matmul(&self, a: &Tensor, b: &Tensor, rng: &mut QuantRng) -> Result<Tensor> {

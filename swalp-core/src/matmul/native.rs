@@ -7,6 +7,7 @@
 use tch::{Kind, Tensor};
 
 use super::Accumulation;
+use crate::backend::Backend;
 use crate::error::Result;
 use crate::format::ValueRounding;
 use crate::kernel::native::parallel_items;
@@ -29,7 +30,13 @@ struct Step {
 }
 
 impl Step {
+    /// `None` when the format has no value rounding, or the quantizer
+    /// asks for the tensor backend (then the whole product takes the
+    /// tensor implementation).
     fn of(q: &Quantizer) -> Option<Step> {
+        if q.backend() == Backend::Tensor {
+            return None;
+        }
         Some(Step {
             rounder: q.format().value_rounding(q.rounding())?,
             scale: q.scale(),

@@ -151,6 +151,6 @@ pub(super) fn apply(hook: &Arc<MatmulHook>, a: &Tensor, b: &Tensor) -> Result<Te
         let message = unsafe { CStr::from_ptr(err.as_ptr()) }
             .to_string_lossy()
             .into_owned();
-        Err(Error::Hook(message))
+        Err(Error::Matmul(message))
     }
 }

@@ -117,6 +117,25 @@ extern "C" fn quantize_callback(
         let x = unsafe { Tensor::from_ptr(input) };
         hook.quantize(direction, &x)
     }));
+    hand_to_cpp(outcome, "panic while quantizing", err, err_len)
+}
+
+extern "C" fn release_callback(hook: *const c_void) {
+    // SAFETY: every pointer handed to C++ came from `Arc::into_raw` on an
+    // `Arc<QuantHook>` and is released exactly once.
+    unsafe { release_from_cpp::<QuantHook>(hook, "a quantization hook") }
+}
+
+/// What a Rust callback of the C++ shim returns: the tensor, whose
+/// ownership passes to the caller, or null after writing the error (or the
+/// panic, after `panic_prefix`) into `err`. Shared by the quantization hook
+/// and the matrix-product node ([`crate::matmul`]).
+pub(crate) fn hand_to_cpp(
+    outcome: std::thread::Result<Result<Tensor>>,
+    panic_prefix: &str,
+    err: *mut c_char,
+    err_len: usize,
+) -> *mut C_tensor {
     let message = match outcome {
         Ok(Ok(mut y)) => {
             let ptr = y.as_mut_ptr();
@@ -125,30 +144,49 @@ extern "C" fn quantize_callback(
             return ptr;
         }
         Ok(Err(e)) => e.to_string(),
-        Err(panic) => format!("panic while quantizing: {}", panic_message(&panic)),
+        Err(panic) => format!("{panic_prefix}: {}", panic_message(&panic)),
     };
     write_message(&message, err, err_len);
     std::ptr::null_mut()
 }
 
-extern "C" fn release_callback(hook: *const c_void) {
+/// Drops the reference to a `T` that the C++ shim held (`what` names it in
+/// the log).
+///
+/// # Safety
+/// `hook` must come from `Arc::<T>::into_raw` and be released only once.
+pub(crate) unsafe fn release_from_cpp<T>(hook: *const c_void, what: &str) {
     // A panic must not unwind into C++ (dropping the last reference drops
     // the quantizers, which is Rust code); one here is a bug worth a log
     // line, not an abort.
     let released = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: every pointer handed to C++ came from `Arc::into_raw` and
-        // is released exactly once.
-        drop(unsafe { Arc::from_raw(hook as *const QuantHook) });
+        // SAFETY: the caller's guarantee.
+        drop(unsafe { Arc::from_raw(hook as *const T) });
     }));
     if let Err(panic) = released {
-        log::error!(
-            "panic while releasing a quantization hook: {}",
-            panic_message(&panic)
-        );
+        log::error!("panic while releasing {what}: {}", panic_message(&panic));
     }
 }
 
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+/// The tensor a C++ shim function returned (`status` 0 and `out` set), or
+/// the NUL-terminated message it wrote into `err`.
+pub(crate) fn take_from_cpp(
+    status: c_int,
+    out: *mut C_tensor,
+    err: &[c_char],
+) -> std::result::Result<Tensor, String> {
+    if status == 0 && !out.is_null() {
+        // SAFETY: a fresh heap tensor the caller now owns.
+        Ok(unsafe { Tensor::from_ptr(out) })
+    } else {
+        // SAFETY: the C++ side wrote a NUL-terminated message into `err`.
+        Err(unsafe { CStr::from_ptr(err.as_ptr()) }
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {
@@ -158,7 +196,7 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-pub(crate) fn write_message(message: &str, err: *mut c_char, err_len: usize) {
+fn write_message(message: &str, err: *mut c_char, err_len: usize) {
     if err.is_null() || err_len == 0 {
         return;
     }
@@ -286,16 +324,7 @@ impl QuantAct {
                 err.len(),
             )
         };
-        if status == 0 && !out.is_null() {
-            // SAFETY: a fresh heap tensor we now own.
-            Ok(unsafe { Tensor::from_ptr(out) })
-        } else {
-            // SAFETY: the C++ side wrote a NUL-terminated message.
-            let message = unsafe { CStr::from_ptr(err.as_ptr()) }
-                .to_string_lossy()
-                .into_owned();
-            Err(Error::Hook(message))
-        }
+        take_from_cpp(status, out, &err).map_err(Error::Hook)
     }
 }
 

@@ -5,7 +5,7 @@
 //! in [`crate::hook`], it calls back into Rust and holds a reference count
 //! on the [`MatmulHook`].
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use torch_sys::C_tensor;
 
 use super::{Accumulation, LayerArithmetic};
 use crate::error::{Error, Result};
-use crate::hook::{panic_message, write_message, SharedRng};
+use crate::hook::{hand_to_cpp, release_from_cpp, take_from_cpp, SharedRng};
 
 /// A layer's arithmetic and the generator its stochastic roundings draw
 /// from, shared by the layer and every graph node it created.
@@ -95,32 +95,13 @@ extern "C" fn matmul_callback(
         let (x, y) = unsafe { (Tensor::from_ptr(x), Tensor::from_ptr(y)) };
         hook.product(which, &x, &y)
     }));
-    let message = match outcome {
-        Ok(Ok(mut out)) => {
-            let ptr = out.as_mut_ptr();
-            // Ownership of the C++ tensor passes to the caller.
-            std::mem::forget(out);
-            return ptr;
-        }
-        Ok(Err(e)) => e.to_string(),
-        Err(panic) => format!("panic in a matrix product: {}", panic_message(&panic)),
-    };
-    write_message(&message, err, err_len);
-    std::ptr::null_mut()
+    hand_to_cpp(outcome, "panic in a matrix product", err, err_len)
 }
 
 extern "C" fn release_callback(hook: *const c_void) {
-    let released = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: every pointer handed to C++ came from `Arc::into_raw` and
-        // is released exactly once.
-        drop(unsafe { Arc::from_raw(hook as *const MatmulHook) });
-    }));
-    if let Err(panic) = released {
-        log::error!(
-            "panic while releasing a matrix-product hook: {}",
-            panic_message(&panic)
-        );
-    }
+    // SAFETY: every pointer handed to C++ came from `Arc::into_raw` on an
+    // `Arc<MatmulHook>` and is released exactly once.
+    unsafe { release_from_cpp::<MatmulHook>(hook, "a matrix-product hook") }
 }
 
 /// `a · b` for `a` `[M, K]` and `b` `[K, N]` through `hook`'s arithmetic,
@@ -143,14 +124,5 @@ pub(super) fn apply(hook: &Arc<MatmulHook>, a: &Tensor, b: &Tensor) -> Result<Te
             err.len(),
         )
     };
-    if status == 0 && !out.is_null() {
-        // SAFETY: a fresh heap tensor we now own.
-        Ok(unsafe { Tensor::from_ptr(out) })
-    } else {
-        // SAFETY: the C++ side wrote a NUL-terminated message.
-        let message = unsafe { CStr::from_ptr(err.as_ptr()) }
-            .to_string_lossy()
-            .into_owned();
-        Err(Error::Matmul(message))
-    }
+    take_from_cpp(status, out, &err).map_err(Error::Matmul)
 }

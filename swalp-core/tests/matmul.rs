@@ -6,7 +6,7 @@
 //! forward product and both gradient products; and its errors.
 
 use swalp_core::hook::shared_rng;
-use swalp_core::matmul::{Accumulation, AccumulationError, LayerArithmetic, Layers};
+use swalp_core::matmul::{Accumulation, AccumulationError, CpuKernel, LayerArithmetic, Layers};
 use swalp_core::tch::{nn, nn::Module, Device, Kind, Tensor};
 use swalp_core::{QuantRng, Quantizer};
 use swalp_formats as _;
@@ -396,4 +396,188 @@ fn gpu_matmul_on_cuda_equals_the_native_kernel() {
         [y.detach(), x.grad(), fc.inner().ws.grad()].map(|t| bits(&t.to_device(Device::Cpu)))
     };
     assert_eq!(grads(Device::Cpu), grads(cuda));
+}
+
+/// A small deterministic generator (xorshift64*) of operands that make the
+/// roundings' hard cases common: few significand bits (products on and
+/// between grid midpoints), full ones, exponents from below every grid's
+/// smallest step to beyond its largest value, signed zeros.
+struct HardOperands(u64);
+
+impl HardOperands {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// `narrow`: magnitudes below 8, whose products (below 64) lie within
+    /// the range of most product formats, where the lanes skip the limits.
+    fn operand(&mut self, narrow: bool) -> f32 {
+        let sign = if self.below(2) == 0 { 1.0 } else { -1.0 };
+        // Mostly products from far below to just beyond every grid's
+        // range, sometimes far beyond (overflow, infinities, NaN).
+        let exponent = match self.below(16) {
+            _ if narrow => self.below(23) as i32 - 20,
+            0 => self.below(44) as i32 - 26,
+            // Products beyond f32 (the f32 chunk sums of exact products
+            // overflow).
+            1 if self.below(8) == 0 => 50 + self.below(20) as i32,
+            _ => self.below(26) as i32 - 20,
+        };
+        // (1 ± 2^-13) · m(1 ∓ 2^-13) = m(1 − 2^-26): within half an f32
+        // step of a grid midpoint m, on the side the tie does not go to;
+        // only a product rounded once lands on the right neighbour.
+        let nudge = if self.below(2) == 0 { 1.0 } else { -1.0 } * (-13f32).exp2();
+        let significand = match self.below(10) {
+            0 => return 0.0 * sign,
+            1..=4 => 1.0 + self.below(8) as f32 / 8.0,
+            5 => 1.0 + self.below(1 << 12) as f32 / 4096.0,
+            6 => 1.0 + nudge,
+            7 => {
+                let bits = 2 + self.below(3) as i32;
+                let midpoint =
+                    1.0 + (2 * self.below(1 << (bits - 1)) + 1) as f32 * (-bits as f32).exp2();
+                midpoint - midpoint * nudge
+            }
+            _ => 1.0 + (self.next() >> 41) as f32 / (1u64 << 23) as f32,
+        };
+        sign * significand * (exponent as f32).exp2()
+    }
+
+    fn matrix(&mut self, rows: i64, cols: i64, narrow: bool) -> Tensor {
+        let values: Vec<f32> = (0..rows * cols).map(|_| self.operand(narrow)).collect();
+        Tensor::from_slice(&values).view([rows, cols])
+    }
+}
+
+/// Every arithmetic the `f32` lanes accept gives the `f64` kernel's bits,
+/// on operands built to hit ties, overflow, underflow and signed zeros, in
+/// shapes that leave partial tiles both ways.
+#[test]
+fn the_f32_lanes_equal_the_f64_kernel() {
+    let products = [
+        None,
+        Some(r#"format = "fp8_e5m2""#),
+        Some(r#"format = "fp8_e4m3""#),
+        Some(r#"format = "float", exp = 3, man = 1"#),
+        Some(r#"format = "float", exp = 4, man = 3, overflow = "saturate""#),
+        Some(r#"format = "fixed", wl = 8, fl = 4"#),
+        Some(r#"format = "fp16""#),
+        Some(r#"format = "bfloat16""#),
+    ];
+    let accumulators = [
+        r#"format = "fp16""#,
+        r#"format = "fp8_e5m2""#,
+        r#"format = "float", exp = 6, man = 5"#,
+        r#"format = "fixed", wl = 11, fl = 5"#,
+        r#"format = "fixed", wl = 16, fl = 8"#,
+        // 15 bits: a sum formed in f32 and rounded again could differ from
+        // the sum rounded once, so the lanes must refuse it.
+        r#"format = "float", exp = 5, man = 14"#,
+        r#"format = "bfloat16""#,
+    ];
+    let mut draws = HardOperands(0x9E37_79B9_7F4A_7C15);
+    let (mut accepted, mut refused) = (0, 0);
+    for product in products {
+        for accumulator in accumulators {
+            for chunk in [None, Some(1), Some(3), Some(8)] {
+                for chunk_acc in [None, Some(accumulator), Some(r#"format = "fp16""#)] {
+                    if chunk.is_none() && chunk_acc.is_some() {
+                        continue;
+                    }
+                    let spec = |f: &str| quantizer(&format!("{{ {f} }}"));
+                    let acc = Accumulation::new(
+                        product.map(spec),
+                        spec(accumulator),
+                        chunk,
+                        chunk_acc.map(spec),
+                    )
+                    .unwrap();
+                    let what = format!(
+                        "{} / {accumulator} / {chunk:?} / {chunk_acc:?}",
+                        product.unwrap_or("exact products")
+                    );
+                    let mut lanes_taken = false;
+                    for draw in 0..12 {
+                        let narrow = draw % 2 == 1;
+                        let (a, b) = (draws.matrix(7, 29, narrow), draws.matrix(29, 37, narrow));
+                        let mut rng = QuantRng::new(0);
+                        let Some(fast) =
+                            acc.matmul_cpu(&a, &b, &mut rng, CpuKernel::Lanes).unwrap()
+                        else {
+                            break;
+                        };
+                        lanes_taken = true;
+                        assert_eq!(rng, QuantRng::new(0), "{what}: the lanes take no stream");
+                        let slow = acc
+                            .matmul_cpu(&a, &b, &mut rng, CpuKernel::F64)
+                            .unwrap()
+                            .unwrap();
+                        let differ = bits(&fast)
+                            .iter()
+                            .zip(bits(&slow))
+                            .position(|(f, s)| *f != s);
+                        if let Some(i) = differ {
+                            let (f, s) = (
+                                fast.view([-1]).double_value(&[i as i64]),
+                                slow.view([-1]).double_value(&[i as i64]),
+                            );
+                            panic!("{what}: element {i} is {f:e} in the lanes, {s:e} in the f64 kernel");
+                        }
+                    }
+                    if lanes_taken {
+                        accepted += 1;
+                    } else {
+                        refused += 1;
+                    }
+                }
+            }
+        }
+    }
+    if !std::arch::is_x86_feature_detected!("avx2") || !std::arch::is_x86_feature_detected!("fma") {
+        println!("skipped: the CPU has no AVX2 and FMA, so no product takes the f32 lanes");
+        return;
+    }
+    // Which arithmetics the lanes take (the f64 kernel takes the rest): a
+    // change here changes speed and should be deliberate.
+    assert_eq!((accepted, refused), (212, 348), "accepted, refused");
+}
+
+#[test]
+fn the_f32_lanes_leave_non_finite_and_non_f32_operands_to_the_f64_kernel() {
+    let acc = Accumulation::new(
+        Some(quantizer(r#"{ format = "fp8_e5m2" }"#)),
+        quantizer(r#"{ format = "fp16" }"#),
+        Some(4),
+        None,
+    )
+    .unwrap();
+    let lanes = |a: &Tensor, b: &Tensor| {
+        acc.matmul_cpu(a, b, &mut QuantRng::new(0), CpuKernel::Lanes)
+            .unwrap()
+    };
+    let a = Tensor::from_slice(&[1.0f32, 3.0]).view([1, 2]);
+    let b = Tensor::from_slice(&[1.0f32, 0.0]).view([2, 1]);
+    if lanes(&a, &b).is_none() {
+        println!("skipped: the CPU has no AVX2 and FMA, so no product takes the f32 lanes");
+        return;
+    }
+    let infinite = Tensor::from_slice(&[1.0f32, f32::INFINITY]).view([1, 2]);
+    assert!(
+        lanes(&infinite, &b).is_none(),
+        "∞·0 is NaN in f32, the format's infinity in f64"
+    );
+    assert!(
+        lanes(&a.to_kind(Kind::Double), &b).is_none(),
+        "f64 operands"
+    );
+    // Through `matmul`, such products still run (on the f64 kernel).
+    let y = acc.matmul(&infinite, &b, &mut QuantRng::new(0)).unwrap();
+    assert!(y.double_value(&[0, 0]).is_nan());
 }

@@ -12,6 +12,7 @@
 //! dtypes, devices, empty tensors and random streams, and is what callers use.
 
 pub mod dispatch;
+mod grid;
 
 use std::fmt;
 
@@ -23,6 +24,7 @@ use crate::cuda::CudaKernel;
 use crate::error::{Error, Result};
 use crate::rng::{QuantRng, RandomStream};
 use crate::rounding::Rounding;
+pub use grid::NearestGrid;
 
 /// A number format: the set of values a simulated number can take.
 ///
@@ -225,4 +227,13 @@ pub trait ValueRounding: Send + Sync {
     /// takes the draw `random.bits(first + j)`, as element `first + j` of a
     /// tensor would (see [`crate::kernel::native::map_values`]).
     fn round_values(&self, values: &mut [f64], random: Option<RandomStream>, first: u64);
+
+    /// The grid [`round_values`](Self::round_values) rounds to, when it
+    /// rounds to nearest (ties to even) and the grid fits a
+    /// [`NearestGrid`]; kernels that can round such a grid themselves (the
+    /// matrix-product kernel's `f32` lanes) then do, and must give the same
+    /// values. The default describes none, which is always correct.
+    fn nearest_grid(&self) -> Option<NearestGrid> {
+        None
+    }
 }

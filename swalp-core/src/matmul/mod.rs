@@ -31,6 +31,17 @@
 //! and the draw of output element `(i, j)` is the stream's draw `i·N + j`;
 //! so a result is a function of the seed, on every device.
 //!
+//! **Implementations**, all equal bit for bit: on CPU, the `f32` lanes
+//! ([`CpuKernel::Lanes`]: AVX2 and FMA, every rounding fused into the
+//! product loop) when every rounding is nearest-even onto a grid that fits
+//! `f32` ([`NearestGrid`](crate::format::NearestGrid)) and sums of the
+//! chosen formats may be formed in `f32`; else the `f64` kernel
+//! ([`CpuKernel::F64`]) for formats with a
+//! [`value_rounding`](crate::NumberFormat::value_rounding); else, and on
+//! other devices, the tensor implementation
+//! ([`matmul_tensor`](Accumulation::matmul_tensor)).
+//! [`matmul_cpu`](Accumulation::matmul_cpu) runs one CPU kernel by name.
+//!
 //! Accumulator and product formats must round each value on its own
 //! ([`NumberFormat::per_element`](crate::NumberFormat::per_element)): a
 //! block format shares a scale across the elements of a matrix, which no
@@ -39,6 +50,7 @@
 use std::fmt;
 
 mod config;
+mod lanes;
 mod layer;
 mod native;
 mod node;
@@ -143,6 +155,18 @@ impl From<AccumulationError> for Error {
     }
 }
 
+/// The native CPU kernels of [`Accumulation::matmul_cpu`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuKernel {
+    /// Eight `f32` lanes (AVX2 and FMA) with every rounding fused into the
+    /// product loop; for nearest-even roundings onto grids that fit `f32`
+    /// and finite `f32` operands (see the `lanes` module's notes).
+    Lanes,
+    /// Every product and sum in `f64`, each rounding through the formats'
+    /// value roundings; any rounding mode.
+    F64,
+}
+
 impl Accumulation {
     /// Products rounded to `product` (`None`: exact), running sums to
     /// `accumulator`, sums of `chunk` products (`None`: one running sum) in
@@ -185,24 +209,71 @@ impl Accumulation {
     /// accumulated as described in the [module documentation](self); the
     /// result has `a`'s dtype and device and is detached from autograd.
     ///
-    /// CPU operands take the native kernel when every format has a
+    /// CPU operands take a native kernel when every format has a
     /// [`value_rounding`](crate::NumberFormat::value_rounding) (the built-in
     /// per-element formats do) and no quantizer asks for
-    /// `backend = "tensor"`; other devices and formats take the tensor
-    /// implementation ([`matmul_tensor`](Self::matmul_tensor)); both give
-    /// the same result bit for bit.
+    /// `backend = "tensor"`: the `f32` lanes ([`CpuKernel::Lanes`]) where
+    /// they apply, else the `f64` kernel. Other devices and formats take the
+    /// tensor implementation ([`matmul_tensor`](Self::matmul_tensor)); all
+    /// give the same result bit for bit.
     pub fn matmul(&self, a: &Tensor, b: &Tensor, rng: &mut QuantRng) -> Result<Tensor> {
         check_shapes(a, b)?;
-        match native::Kernel::new(self).filter(|_| a.device() == Device::Cpu) {
-            Some(kernel) => {
-                let _guard = tch::no_grad_guard();
-                let (a64, b64) = (
-                    a.detach().f_to_kind(Kind::Double)?,
-                    b.detach().f_to_kind(Kind::Double)?,
-                );
-                Ok(kernel.matmul(&a64, &b64, rng)?.f_to_kind(a.kind())?)
+        if a.device() == Device::Cpu {
+            for kernel in [CpuKernel::Lanes, CpuKernel::F64] {
+                if let Some(y) = self.matmul_cpu(a, b, rng, kernel)? {
+                    return Ok(y);
+                }
             }
-            None => self.matmul_tensor(a, b, rng),
+        }
+        self.matmul_tensor(a, b, rng)
+    }
+
+    /// `a · b` by one native CPU kernel, or `None` (and no stream taken)
+    /// where that kernel cannot compute this product: its formats or
+    /// roundings, the CPU, or (for the lanes) operands that are not finite
+    /// `f32`. [`matmul`](Self::matmul) chooses; this is for comparing them.
+    ///
+    /// ```
+    /// use swalp_core::matmul::{Accumulation, CpuKernel};
+    /// use swalp_core::tch::{Device, Kind, Tensor};
+    /// use swalp_core::QuantRng;
+    /// # use swalp_formats as _;
+    /// let fp16: swalp_core::Quantizer = r#"{ format = "fp16" }"#.parse()?;
+    /// let e5m2 = r#"{ format = "fp8_e5m2" }"#.parse()?;
+    /// let acc = Accumulation::new(Some(e5m2), fp16, Some(64), None)?;
+    /// let cpu = (Kind::Float, Device::Cpu);
+    /// let (a, b) = (Tensor::randn([4, 300], cpu), Tensor::randn([300, 5], cpu));
+    /// let f64_kernel = acc.matmul_cpu(&a, &b, &mut QuantRng::new(0), CpuKernel::F64)?.expect("value roundings");
+    /// if let Some(lanes) = acc.matmul_cpu(&a, &b, &mut QuantRng::new(0), CpuKernel::Lanes)? {
+    ///     assert!(lanes.equal(&f64_kernel));
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn matmul_cpu(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        rng: &mut QuantRng,
+        kernel: CpuKernel,
+    ) -> Result<Option<Tensor>> {
+        check_shapes(a, b)?;
+        if a.device() != Device::Cpu || b.device() != Device::Cpu {
+            return Ok(None);
+        }
+        let _guard = tch::no_grad_guard();
+        let (a, b) = (a.detach(), b.detach());
+        match kernel {
+            CpuKernel::Lanes => match lanes::LanesKernel::new(self) {
+                Some(lanes) => lanes.matmul(&a, &b),
+                None => Ok(None),
+            },
+            CpuKernel::F64 => {
+                let Some(kernel) = native::Kernel::new(self) else {
+                    return Ok(None);
+                };
+                let (a64, b64) = (a.f_to_kind(Kind::Double)?, b.f_to_kind(Kind::Double)?);
+                Ok(Some(kernel.matmul(&a64, &b64, rng)?.f_to_kind(a.kind())?))
+            }
         }
     }
 

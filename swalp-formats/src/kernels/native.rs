@@ -8,7 +8,7 @@
 
 use swalp_core::{
     block::{Block, BlockLayout},
-    format::ValueRounding,
+    format::{NearestGrid, ValueRounding},
     kernel::native::{
         abs_bits_nan_inf, abs_bits_nan_zero, exponent, for_each_chunk, grid_element, grid_value,
         map_runs_scaled_simd, map_runs_simd, map_simd, map_values, max_simd, pow2, segment,
@@ -256,12 +256,26 @@ fn float_value<R: RoundRule>(rule: R, p: &FloatParams, x: f64, random: u32) -> f
 /// Floating point's [`ValueRounding`].
 pub fn float_values(format: &FloatFormat, rounding: Rounding) -> Box<dyn ValueRounding> {
     let p = FloatParams::of(format, rounding);
-    with_round_rule!(rounding, rule => Box::new(FloatValues { rule, p }) as Box<dyn ValueRounding>)
+    let grid =
+        (rounding == Rounding::NearestEven && format.has_subnormals()).then(|| NearestGrid {
+            man: Some(format.man_bits()),
+            emax: p.emax,
+            min_step: p.below_emin,
+            hi: p.max,
+            lo: -p.max,
+            above: p.overflow[0],
+            below: p.overflow[1],
+            infinity: p.infinity,
+        });
+    with_round_rule!(rounding, rule => Box::new(FloatValues { rule, p, grid }) as Box<dyn ValueRounding>)
 }
 
 struct FloatValues<R> {
     rule: R,
     p: FloatParams,
+    /// Under nearest-even with subnormals, [`float_value`]'s grid: its
+    /// step `2^k` is `2^max(min(e, emax) − man, emin − man)`.
+    grid: Option<NearestGrid>,
 }
 
 impl<R: RoundRule> ValueRounding for FloatValues<R> {
@@ -273,17 +287,37 @@ impl<R: RoundRule> ValueRounding for FloatValues<R> {
             float_value(rule, &p, x, d)
         });
     }
+
+    fn nearest_grid(&self) -> Option<NearestGrid> {
+        self.grid
+    }
 }
 
 /// Fixed point's [`ValueRounding`].
 pub fn fixed_values(format: &FixedPoint, rounding: Rounding) -> Box<dyn ValueRounding> {
     let grid = FixedGrid::of(format);
-    with_round_rule!(rounding, rule => Box::new(FixedValues { rule, grid }) as Box<dyn ValueRounding>)
+    // [`grid_value`] clamps the rounded integer, so a clamping format's
+    // grid stops at its range and keeps the ends.
+    let nearest = (rounding == Rounding::NearestEven && format.clamps()).then(|| {
+        let (lo, hi) = (grid.lo * grid.step, grid.hi * grid.step);
+        NearestGrid {
+            man: None,
+            emax: 0,
+            min_step: -format.fl(),
+            hi,
+            lo,
+            above: hi,
+            below: lo,
+            infinity: [hi, lo],
+        }
+    });
+    with_round_rule!(rounding, rule => Box::new(FixedValues { rule, grid, nearest }) as Box<dyn ValueRounding>)
 }
 
 struct FixedValues<R> {
     rule: R,
     grid: FixedGrid,
+    nearest: Option<NearestGrid>,
 }
 
 impl<R: RoundRule> ValueRounding for FixedValues<R> {
@@ -292,6 +326,10 @@ impl<R: RoundRule> ValueRounding for FixedValues<R> {
         map_values(rule, values, random, first, move |x, d| {
             grid_value(rule, x, d, g.scale, g.step, g.lo, g.hi)
         });
+    }
+
+    fn nearest_grid(&self) -> Option<NearestGrid> {
+        self.nearest
     }
 }
 

@@ -1,6 +1,8 @@
 //! swalp against its PyTorch twins: the same weights, the same batches, the
 //! same hyper-parameters, and the losses and weights PyTorch 2.11 reached
-//! (`tests/twins/twins.py generate` wrote them into `tests/twins/cases/`).
+//! (`tests/twins/twins.py generate` wrote them into `tests/twins/cases/`, on
+//! a CPU of the capability each file records; on another, [`case`] has
+//! twins.py make them again here).
 //!
 //! The twins' tensors are not stored: each is drawn from libtorch's CPU
 //! generator with a stated seed and distribution, which tch reproduces bit
@@ -21,7 +23,8 @@
 //!   over 10 seeds.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 use swalp_cli::data::Task;
@@ -37,12 +40,28 @@ use swalp_core::tch::{self, nn::ModuleT, Device, Kind, Tensor};
 /// this lock, so draws of tests running in parallel never interleave.
 static GENERATOR: Mutex<()> = Mutex::new(());
 
-fn cases_dir() -> PathBuf {
+/// The case files stored with the tests.
+fn stored_cases() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/twins/cases")
 }
 
+/// The twin case `name`, made on a CPU of this machine's capability: the
+/// stored file when it was, otherwise the file [`regenerated_cases`] made
+/// here. libtorch picks its convolution and matrix-product kernels by CPU
+/// capability and they sum in different orders, so PyTorch's own losses on an
+/// AVX512 machine differ from its losses on an AVX2 one by more than the
+/// tolerances below.
 fn case(name: &str) -> Value {
-    let path = cases_dir().join(format!("{name}.json"));
+    let stored = read_case(&stored_cases(), name);
+    let here = cpu_capability();
+    if stored["cpu_capability"].as_str() == Some(here) {
+        return stored;
+    }
+    read_case(regenerated_cases(), name)
+}
+
+fn read_case(dir: &Path, name: &str) -> Value {
+    let path = dir.join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e} (run tests/twins/twins.py generate)",
@@ -50,6 +69,76 @@ fn case(name: &str) -> Value {
         )
     });
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn twins_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/twins/twins.py")
+}
+
+/// The CPU capability libtorch dispatches to on this machine ("AVX2",
+/// "AVX512", ...), as PyTorch reports it: the same library, so the same
+/// answer the kernels in this process follow.
+fn cpu_capability() -> &'static str {
+    static CAPABILITY: OnceLock<String> = OnceLock::new();
+    CAPABILITY.get_or_init(|| {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import torch; print(torch.backends.cpu.get_cpu_capability())",
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("python3: {e} (run the tests through swalp-cli/scripts/with-torch)"));
+        assert!(
+            out.status.success(),
+            "python3 could not import torch (run the tests through swalp-cli/scripts/with-torch): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+}
+
+/// The cases made by twins.py on this machine, once per CPU capability and
+/// version of twins.py, kept under Cargo's test directory.
+fn regenerated_cases() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = twins_script();
+        let source = std::fs::read(&script).unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "twins-cases-{}-{:016x}",
+            cpu_capability(),
+            fnv1a(&source)
+        ));
+        if dir.is_dir() {
+            return dir;
+        }
+        eprintln!(
+            "twins: the stored cases were made on a CPU of another capability than this {}; \
+             making them here with twins.py generate (about two minutes)",
+            cpu_capability()
+        );
+        let partial = dir.with_extension(format!("partial.{}", std::process::id()));
+        let status = Command::new("python3")
+            .arg(&script)
+            .args(["generate", "--out"])
+            .arg(&partial)
+            .status()
+            .unwrap_or_else(|e| panic!("python3 {}: {e}", script.display()));
+        assert!(status.success(), "twins.py generate failed: {status}");
+        // A directory that exists is complete: another test binary that
+        // made it first wins, and this copy is dropped.
+        if std::fs::rename(&partial, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&partial);
+        }
+        dir
+    })
+}
+
+/// FNV-1a, 64 bits: names the regenerated cases after the script's text.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn f64s(v: &Value) -> Vec<f64> {

@@ -12,7 +12,9 @@ is written here after the seed, in plain PyTorch.
 Subcommands (run with the README's PyTorch environment; `safetensors` and,
 for `digits`, `scikit-learn` from PyPI):
 
-    twins.py generate [--only CASE...]   writes the twin cases into cases/
+    twins.py generate [--only CASE...] [--out DIR]
+                                          writes the twin cases into cases/
+                                          (or DIR)
     twins.py digits DIR                   writes scikit-learn's digits as IDX
     twins.py recipes [--seeds N]          trains the recipes on the digits
     twins.py check-export MODEL WEIGHTS IO
@@ -24,6 +26,12 @@ generator seeded with a stated seed (`uniform_`, `normal_`, `randint`), which
 tch (the same libtorch) reproduces bit for bit. The case files keep the
 recipe of every tensor, digests of the initial tensors (to prove the
 reproduction), and what training gave: per-step losses and the final state.
+
+What training gives depends on the CPU's kernels: libtorch picks its
+convolution and matrix-product kernels by CPU capability (AVX2, AVX512), and
+they sum in different orders. Each case records the capability it was made
+with; on a CPU of another capability twins.rs regenerates the cases with this
+script (`generate --out`), so both sides always use the same kernels.
 """
 
 import argparse
@@ -514,6 +522,7 @@ def run_case(name, spec):
         "eval_loss": eval_loss,
         "final": {k: digest(v) for k, v in model.state_dict().items()},
         "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     write_json(os.path.join(CASES, name + ".json"), out)
     last = losses[-1]
@@ -820,6 +829,7 @@ def trainer_case(name, spec):
         "final_sgd": {k: digest(v) for k, v in model.state_dict().items()},
         "final_swa": {k: digest(v) for k, v in average.state_dict().items()},
         "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
     write_json(os.path.join(CASES, name + ".json"), out)
 
@@ -856,10 +866,12 @@ def check_export(args):
 
 
 def main():
+    global CASES
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate")
     g.add_argument("--only", nargs="*")
+    g.add_argument("--out", help="where the cases go (default: cases/ beside this file)")
     d = sub.add_parser("digits")
     d.add_argument("dir")
     r = sub.add_parser("recipes")
@@ -872,6 +884,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("TWINS_THREADS", "2")))
     if args.command == "generate":
+        CASES = args.out or CASES
         os.makedirs(CASES, exist_ok=True)
         for name, spec in cases().items():
             if not args.only or name in args.only:

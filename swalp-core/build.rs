@@ -1,7 +1,8 @@
 //! Builds the C++ shim (`cpp/quant_hook.cpp`, the autograd hook,
 //! `cpp/matmul_node.cpp`, the autograd node of layers' matrix products,
-//! `cpp/scaled_ops.cpp`, operators tch lacks, and `cpp/cuda_stream.cpp`,
-//! PyTorch's current CUDA stream) against libtorch's headers, the CPU twin
+//! `cpp/scaled_ops.cpp`, operators tch lacks, `cpp/cuda_stream.cpp`,
+//! PyTorch's current CUDA stream, and `cpp/distributed.cpp`, c10d's process
+//! groups) against libtorch's headers, the CPU twin
 //! of the CUDA header (`cuda/swalp.cuh`), and makes every binary that links
 //! swalp find libtorch at run time.
 //!
@@ -26,6 +27,9 @@ fn main() {
     println!("cargo:rerun-if-changed=cpp/matmul_node.cpp");
     println!("cargo:rerun-if-changed=cpp/scaled_ops.cpp");
     println!("cargo:rerun-if-changed=cpp/cuda_stream.cpp");
+    println!("cargo:rerun-if-changed=cpp/distributed.cpp");
+    println!("cargo:rerun-if-changed=cpp/distributed_nccl.cpp");
+    println!("cargo:rerun-if-changed=cpp/gloo_decls");
     println!("cargo:rerun-if-changed=cuda/swalp.cuh");
     println!("cargo:rerun-if-changed=cuda/twin_core.cpp");
     // Without libtorch's directory the C++ shim cannot be built, and the
@@ -55,7 +59,13 @@ fn main() {
         .file("cpp/quant_hook.cpp")
         .file("cpp/matmul_node.cpp")
         .file("cpp/scaled_ops.cpp")
-        .file("cpp/cuda_stream.cpp");
+        .file("cpp/cuda_stream.cpp")
+        // c10d's Gloo backend, whose header needs a few of Gloo's
+        // declarations (the wheel has Gloo compiled in, not its headers).
+        .define("USE_C10D_GLOO", None)
+        .include("cpp/gloo_decls")
+        .file("cpp/distributed.cpp")
+        .file("cpp/distributed_nccl.cpp");
     if with_cuda {
         shim.define("SWALP_WITH_CUDA", None);
         println!("cargo:rustc-link-lib=dylib=c10_cuda");

@@ -44,6 +44,7 @@ pub mod backend;
 pub mod batchnorm;
 pub mod block;
 pub mod cuda;
+pub mod distributed;
 pub mod error;
 pub mod format;
 pub mod hook;

@@ -2,7 +2,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use swalp_core::distributed::ProcessGroup;
 
 use serde_json::{json, Value};
 
@@ -27,14 +30,23 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
             RunDeviceArg::Cuda => DeviceChoice::Cuda,
         };
     }
+    // Under torchrun or srun: this process is one rank of a data-parallel
+    // run; rank 0 alone writes and prints (a later rank's directory name,
+    // made from the clock, is never used).
+    let group = experiment::join_from_env(&exp)?;
+    let prints = group.as_ref().map_or(true, |g| g.rank() == 0);
     let (dir, claim) = match (&args.resume, &args.out) {
         (Some(dir), _) => (dir.clone(), Claim::Resume),
         (None, Some(dir)) if args.overwrite => (dir.clone(), Claim::Overwrite),
         (None, Some(dir)) => (dir.clone(), Claim::Fresh),
         (None, None) => (default_out_dir(&exp.experiment.name), Claim::Fresh),
     };
+    let run_one = |exp: &Experiment, dir: &Path, claim| run_one(exp, dir, claim, &group);
     if args.seeds.is_empty() {
         let result = run_one(&exp, &dir, claim)?;
+        if !prints {
+            return Ok(());
+        }
         for section in ["paper", "final"] {
             let text = serde_json::to_string_pretty(&result[section])
                 .map_err(|e| CliError::Internal(e.to_string()))?;
@@ -66,6 +78,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
         };
         results.push((seed, result));
     }
+    if !prints {
+        return Ok(());
+    }
     let summary = summarize(&exp.experiment.name, &results);
     write_summary(&dir, &summary)?;
     out.write_all(summary_table(&summary).as_bytes())
@@ -82,10 +97,16 @@ fn repeated(seeds: &[u64]) -> Option<u64> {
         .map(|(_, s)| *s)
 }
 
-fn run_one(exp: &Experiment, dir: &Path, claim: Claim) -> Result<Value, CliError> {
+fn run_one(
+    exp: &Experiment,
+    dir: &Path,
+    claim: Claim,
+    group: &Option<Arc<ProcessGroup>>,
+) -> Result<Value, CliError> {
     let options = RunOptions {
         out_dir: dir.to_path_buf(),
         claim,
+        group: group.clone(),
     };
     let mut observers = experiment::file_observers(exp);
     observers.extend(super::observers::terminal(exp));

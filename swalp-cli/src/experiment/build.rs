@@ -59,12 +59,16 @@ pub(super) fn parts(
     })
 }
 
-/// The device `experiment.device` names, if this machine has it.
-pub(super) fn device(choice: DeviceChoice) -> Result<Device, ExperimentError> {
+/// The device `experiment.device` names, if this machine has it; a GPU is
+/// the `local_rank`-th (each rank of a data-parallel run on a node has its
+/// own).
+pub(super) fn device(choice: DeviceChoice, local_rank: usize) -> Result<Device, ExperimentError> {
+    let cuda = tch::Cuda::is_available();
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
-        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        DeviceChoice::Auto if !cuda => Ok(Device::Cpu),
+        DeviceChoice::Auto => Ok(Device::Cuda(local_rank)),
+        DeviceChoice::Cuda if cuda => Ok(Device::Cuda(local_rank)),
         DeviceChoice::Cuda => Err(ExperimentError::Device(
             "experiment.device = \"cuda\" but CUDA is not available on this machine; use \"cpu\" or \"auto\"".into(),
         )),

@@ -26,7 +26,7 @@ const TRIAL_BATCH: i64 = 2;
 /// directory: an experiment that passes never fails later for a reason in
 /// its configuration.
 pub fn check(exp: &Experiment) -> Result<(), ExperimentError> {
-    build::device(exp.experiment.device)?;
+    build::device(exp.experiment.device, 0)?;
     let shape = data::probe(&exp.data)?;
     if shape.train_len == 0 {
         return Err(ExperimentError::Value {

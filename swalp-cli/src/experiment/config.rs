@@ -297,6 +297,10 @@ pub struct LogSection {
     /// the end).
     #[serde(default = "one")]
     pub checkpoint_every: u64,
+    /// In a data-parallel run, check every N steps that all ranks hold the
+    /// same weights, optimizer state and average, bit for bit (0: never).
+    #[serde(default)]
+    pub check_replicas_every: u64,
 }
 
 impl Default for LogSection {
@@ -306,6 +310,7 @@ impl Default for LogSection {
             progress: true,
             tensorboard: true,
             checkpoint_every: 1,
+            check_replicas_every: 0,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod host;
 pub mod observe;
+mod parallel;
 pub mod run;
 pub mod rundir;
 pub mod tensorboard;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 pub use check::{check, in_trial_step};
 pub use config::Experiment;
 pub use observe::Divergence;
+pub use parallel::join_from_env;
 pub use run::{file_observers, run, run_with, RunOptions};
 pub use rundir::{Claim, ClaimProblem};
 
@@ -197,6 +199,16 @@ pub enum ExperimentError {
     /// The experiment failed its trial step ([`check`]): a quantizer or
     /// model that cannot work on the tensors this experiment produces.
     Trial(swalp_core::Error),
+    /// Setting up or using the process group of a data-parallel run failed.
+    Distributed(swalp_core::distributed::DistributedError),
+    /// The ranks of a data-parallel run no longer hold the same state (a
+    /// bug: found by `log.check_replicas_every`).
+    Replicas {
+        /// Optimizer steps done.
+        step: u64,
+        /// The first variable or state tensor that differs.
+        name: String,
+    },
     /// Ctrl-C: a checkpoint was written and the run can be resumed.
     Interrupted {
         /// The run directory to pass to `--resume`.
@@ -214,7 +226,13 @@ impl ExperimentError {
                 problem: CheckpointProblem::Unreadable { source, .. },
                 ..
             } => io_cause_is_users(source.as_ref()),
+            ExperimentError::Distributed(e) => matches!(
+                e,
+                swalp_core::distributed::DistributedError::Environment { .. }
+                    | swalp_core::distributed::DistributedError::Tensors(_)
+            ),
             ExperimentError::Training(_)
+            | ExperimentError::Replicas { .. }
             | ExperimentError::Diverged { .. }
             | ExperimentError::Encode(_) => false,
             _ => true,
@@ -338,6 +356,12 @@ impl fmt::Display for ExperimentError {
                     None => f.write_str("no checkpoint was written before it"),
                 }
             }
+            ExperimentError::Distributed(e) => e.fmt(f),
+            ExperimentError::Replicas { step, name } => write!(
+                f,
+                "internal error: after {step} steps the ranks hold different values of \
+                 `{name}` (data-parallel replicas must stay equal); please report it"
+            ),
             ExperimentError::Interrupted { run_dir } => write!(
                 f,
                 "interrupted; checkpoint written, continue with --resume {}",
@@ -354,6 +378,7 @@ impl std::error::Error for ExperimentError {
             ExperimentError::Model(e) => Some(e),
             ExperimentError::Weights(e) => Some(e),
             ExperimentError::Training(e) | ExperimentError::Trial(e) => Some(e),
+            ExperimentError::Distributed(e) => Some(e),
             ExperimentError::Checkpoint {
                 problem: CheckpointProblem::Unreadable { source, .. },
                 ..
@@ -401,6 +426,12 @@ impl From<crate::models::ModelError> for ExperimentError {
 impl From<crate::models::weights::WeightsError> for ExperimentError {
     fn from(e: crate::models::weights::WeightsError) -> Self {
         ExperimentError::Weights(e)
+    }
+}
+
+impl From<swalp_core::distributed::DistributedError> for ExperimentError {
+    fn from(e: swalp_core::distributed::DistributedError) -> Self {
+        ExperimentError::Distributed(e)
     }
 }
 

@@ -31,11 +31,12 @@
 //! the next read, not at its step, but reported with its step.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use serde_json::{json, Value};
 use swalp_core::batchnorm::recompute_batchnorm;
+use swalp_core::distributed::ProcessGroup;
 use swalp_core::hook::SharedRng;
 use swalp_core::optim::{LowPrecision, Optimizer, SgdConfig};
 use swalp_core::schedule::LrSchedule;
@@ -52,6 +53,7 @@ use super::observe::{
     write_atomically, Control, Divergence, EpochRecord, MetricsFile, Observer, Skipped, StepReport,
     TensorBoard,
 };
+use super::parallel::{shard, DataParallel};
 use super::rundir::{Claim, RunDir};
 use super::{CheckpointProblem, ExperimentError, ResumeProblem};
 use crate::data::{self, Dataset, Optimum, Task};
@@ -65,6 +67,10 @@ pub struct RunOptions {
     /// A new run, the continuation of the one in `out_dir` (from its newest
     /// valid checkpoint), or a new run replacing it.
     pub claim: Claim,
+    /// The process group of a data-parallel run (every rank runs the same
+    /// experiment with the same options; rank 0 writes the run directory),
+    /// or `None` for one process. See [`join_from_env`](super::join_from_env).
+    pub group: Option<Arc<ProcessGroup>>,
 }
 
 impl RunOptions {
@@ -73,6 +79,7 @@ impl RunOptions {
         RunOptions {
             out_dir: out_dir.into(),
             claim: Claim::Fresh,
+            group: None,
         }
     }
 }
@@ -100,17 +107,30 @@ fn evaluate(
     x: &Tensor,
     y: &Tensor,
     device: Device,
+    parallel: Option<&DataParallel>,
 ) -> Result<Evaluation, ExperimentError> {
     let _guard = tch::no_grad_guard();
     let n = x.size()[0];
+    // Each rank evaluates its share of the examples; the sums are added
+    // across ranks.
+    let (x, y_shard) = match parallel {
+        Some(p) => {
+            let rows: Vec<i64> = (0..n).collect();
+            let rows = Tensor::from_slice(&shard(&rows, p.rank(), p.world_size()));
+            (x.f_index_select(0, &rows)?, y.f_index_select(0, &rows)?)
+        }
+        None => (x.shallow_clone(), y.shallow_clone()),
+    };
+    let (x, shard_y) = (&x, &y_shard);
+    let local = x.size()[0];
     let zero = |kind| Tensor::zeros([], (kind, device));
     let (mut loss, mut wrong, mut residual) =
         (zero(Kind::Double), zero(Kind::Int64), zero(Kind::Double));
     let mut start = 0;
-    while start < n {
-        let len = EVAL_CHUNK.min(n - start);
+    while start < local {
+        let len = EVAL_CHUNK.min(local - start);
         let xb = x.narrow(0, start, len).to_device(device);
-        let yb = y.narrow(0, start, len).to_device(device);
+        let yb = shard_y.narrow(0, start, len).to_device(device);
         let output = model.net.forward_t(&xb, false);
         let _ = loss.f_add_(&(task.loss(&output, &yb).f_to_kind(Kind::Double)? * len as f64))?;
         match task {
@@ -123,10 +143,12 @@ fn evaluate(
         }
         start += len;
     }
-    let [loss, wrong, residual] = host::read_array(&Tensor::f_stack(
-        &[loss, wrong.f_to_kind(Kind::Double)?, residual],
-        0,
-    )?)?;
+    let mut sums = Tensor::f_stack(&[loss, wrong.f_to_kind(Kind::Double)?, residual], 0)?;
+    if let Some(p) = parallel {
+        sums = sums.f_contiguous()?;
+        p.sum(&sums, "all-reduce of the evaluation's sums")?;
+    }
+    let [loss, wrong, residual] = host::read_array(&sums)?;
     let error = match task {
         Task::Regression => {
             let spread = (y - y.mean(Kind::Float)).square().sum(Kind::Double);
@@ -229,14 +251,18 @@ fn shuffled(shuffle: bool, stream_seed: u64, n: i64) -> Vec<i64> {
     order
 }
 
-/// One training batch, prepared off the training thread.
+/// One training batch (this rank's share of it, in a data-parallel run),
+/// prepared off the training thread.
 struct Batch {
     x: Tensor,
     y: Tensor,
+    /// The examples of the global batch, over all ranks.
+    global: i64,
 }
 
 /// Prepares the batches of one epoch from `first` on, on a background
-/// thread, at most two ahead of the training step.
+/// thread, at most two ahead of the training step: of each global batch,
+/// the share of rank `ranks.0` of `ranks.1` ([`shard`]).
 fn spawn_batches(
     data: &Dataset,
     order: Vec<i64>,
@@ -244,6 +270,7 @@ fn spawn_batches(
     first: i64,
     device: Device,
     augment_seed: u64,
+    ranks: (usize, usize),
 ) -> mpsc::Receiver<Batch> {
     let (tx, rx) = mpsc::sync_channel(2);
     let x = data.train_x.shallow_clone();
@@ -256,13 +283,14 @@ fn spawn_batches(
         let mut start = first * batch_size;
         while start < n {
             let len = batch_size.min(n - start);
-            let positions = &order[start as usize..(start + len) as usize];
-            let idx = Tensor::from_slice(positions);
+            // The batch's positions in the epoch, and the examples there.
+            let global: Vec<i64> = (start..start + len).collect();
+            let mine = shard(&global, ranks.0, ranks.1);
+            let examples: Vec<i64> = mine.iter().map(|&p| order[p as usize]).collect();
+            let idx = Tensor::from_slice(&examples);
             let mut xb = x.index_select(0, &idx);
             if let Some(augment) = augment {
-                let draws: Vec<u32> = (start..start + len)
-                    .map(|p| stream.bits(p as u64))
-                    .collect();
+                let draws: Vec<u32> = mine.iter().map(|&p| stream.bits(p as u64)).collect();
                 xb = augment(&xb, &draws);
             }
             if let Some(prepare) = &prepare {
@@ -271,6 +299,7 @@ fn spawn_batches(
             let batch = Batch {
                 x: xb.to_device(device),
                 y: y.index_select(0, &idx).to_device(device),
+                global: len,
             };
             if tx.send(batch).is_err() {
                 return;
@@ -394,10 +423,17 @@ struct Trainer<'a> {
     /// The newest checkpoint written or resumed from.
     last_checkpoint: Option<PathBuf>,
     run_dir: PathBuf,
+    /// This rank's part in a data-parallel run.
+    parallel: Option<DataParallel>,
 }
 
 impl<'a> Trainer<'a> {
-    fn new(exp: &'a Experiment, device: Device, run_dir: &Path) -> Result<Self, ExperimentError> {
+    fn new(
+        exp: &'a Experiment,
+        device: Device,
+        run_dir: &Path,
+        group: Option<Arc<ProcessGroup>>,
+    ) -> Result<Self, ExperimentError> {
         let seed = exp.experiment.seed;
         let data = data::load(&exp.data, seed, exp.optim.weight_decay)?;
         tch::manual_seed(seed as i64);
@@ -423,6 +459,15 @@ impl<'a> Trainer<'a> {
             history: Vec::new(),
             divergence: None,
         };
+        let parallel = match group {
+            Some(group) => {
+                check_shards(exp, data.train_len(), group.world_size())?;
+                let params = tensors(by_name(LowPrecision::<SgdConfig>::trainable(&model.vs)));
+                let buffers = statistics(&model.vs);
+                Some(DataParallel::new(group, &params, buffers)?)
+            }
+            None => None,
+        };
         Ok(Trainer {
             exp,
             device,
@@ -436,14 +481,81 @@ impl<'a> Trainer<'a> {
             position,
             last_checkpoint: None,
             run_dir: run_dir.into(),
+            parallel,
         })
+    }
+
+    /// This rank and the number of ranks ((0, 1) for one process).
+    fn ranks(&self) -> (usize, usize) {
+        self.parallel
+            .as_ref()
+            .map_or((0, 1), |p| (p.rank(), p.world_size()))
+    }
+
+    /// Whether this process writes the run directory (rank 0).
+    fn writes(&self) -> bool {
+        self.ranks().0 == 0
+    }
+
+    /// Every rank takes rank 0's model, optimizer state and average.
+    fn synchronise(&self) -> Result<(), ExperimentError> {
+        let Some(p) = &self.parallel else {
+            return Ok(());
+        };
+        let model = tensors(by_name(self.model.vs.variables().into_iter().collect()));
+        p.start(&model, "model")?;
+        p.start(
+            &tensors(by_name(self.optimizer.state_tensors())),
+            "optimizer state",
+        )?;
+        if let Some(swa) = self.swa.as_ref().filter(|s| s.count() > 0) {
+            p.start(&tensors(by_name(swa.average().to_vec_shallow())), "average")?;
+        }
+        Ok(())
+    }
+
+    /// Under `log.check_replicas_every`, checks that every rank holds the
+    /// same weights, optimizer state and average.
+    fn check_replicas(&self) -> Result<(), ExperimentError> {
+        let every = self.exp.log.check_replicas_every;
+        let Some(p) = self.parallel.as_ref().filter(|_| every > 0) else {
+            return Ok(());
+        };
+        if self.position.steps % every != 0 {
+            return Ok(());
+        }
+        let mut state = by_name(self.model.vs.variables().into_iter().collect());
+        let optimizer = by_name(self.optimizer.state_tensors());
+        state.extend(
+            optimizer
+                .into_iter()
+                .map(|(n, t)| (format!("optimizer {n}"), t)),
+        );
+        if let Some(swa) = self.swa.as_ref() {
+            let average = by_name(swa.average().to_vec_shallow());
+            state.extend(
+                average
+                    .into_iter()
+                    .map(|(n, t)| (format!("average {n}"), t)),
+            );
+        }
+        match p.check_replicas(&state)? {
+            None => Ok(()),
+            Some(name) => Err(ExperimentError::Replicas {
+                step: self.position.steps,
+                name,
+            }),
+        }
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         LowPrecision::<SgdConfig>::trainable(&self.model.vs)
     }
 
-    fn save_checkpoint(&mut self, run_dir: &Path) -> Result<PathBuf, ExperimentError> {
+    fn save_checkpoint(&mut self, run_dir: &Path) -> Result<(), ExperimentError> {
+        if !self.writes() {
+            return Ok(());
+        }
         self.position.rng = self.rng.lock().unwrap_or_else(|p| p.into_inner()).clone();
         self.position.swa_count = self.swa.as_ref().map_or(0, Swa::count);
         let model: Vec<(String, Tensor)> = self.model.vs.variables().into_iter().collect();
@@ -454,8 +566,8 @@ impl<'a> Trainer<'a> {
             .filter(|s| s.count() > 0)
             .map(|s| s.average().to_vec_shallow());
         let dir = checkpoint::save(run_dir, &self.position, &model, &optimizer, swa.as_deref())?;
-        self.last_checkpoint = Some(dir.clone());
-        Ok(dir)
+        self.last_checkpoint = Some(dir);
+        Ok(())
     }
 
     /// Whether `checkpoint` can continue this run: a position this
@@ -588,6 +700,7 @@ impl<'a> Trainer<'a> {
             derived_seed(seed, SHUFFLE, epoch, 0),
             self.data.train_len(),
         );
+        let ranks = self.ranks();
         let batches = spawn_batches(
             &self.data,
             order,
@@ -595,6 +708,7 @@ impl<'a> Trainer<'a> {
             self.position.batch as i64,
             self.device,
             derived_seed(seed, AUGMENT, epoch, 0),
+            ranks,
         );
         observers.epoch_started(epoch, per_epoch, self.position.batch);
         let per_step = self.exp.schedule.per == SchedulePer::Step;
@@ -610,28 +724,28 @@ impl<'a> Trainer<'a> {
             } else {
                 self.schedule.lr_at(epoch as f64)
             };
-            tch::manual_seed(derived_seed(seed, DROPOUT, epoch, b) as i64);
-            let optimizer = &mut self.optimizer;
-            optimizer.set_lr(lr);
-            let output = self.model.net.forward_t(&batch.x, true);
-            let loss = self.data.task.loss(&output, &batch.y);
-            let wrong = match self.data.task {
-                Task::Classification { .. } => Some(tch::no_grad(|| {
-                    output.argmax(1, false).ne_tensor(&batch.y).sum(Kind::Int64)
-                })),
-                Task::Regression => None,
+            // Each rank draws its own dropout masks (rank 0 those of a
+            // single process).
+            let rank_bits = (ranks.0 as u64) << 48;
+            tch::manual_seed(derived_seed(seed, DROPOUT, epoch, b | rank_bits) as i64);
+            self.optimizer.set_lr(lr);
+            let (loss, wrong) = match &mut self.parallel {
+                None => {
+                    let (loss, wrong) = self.step_on(&batch.x, &batch.y, 1.0)?;
+                    self.optimizer.step()?;
+                    (loss, wrong)
+                }
+                Some(_) => self.parallel_step(&batch)?,
             };
-            optimizer.zero_grad();
-            loss.f_backward()?;
-            optimizer.step()?;
             self.position.batch += 1;
             self.position.steps += 1;
             // No host read here: the sums stay on the device, and a
             // non-finite loss is found at the next read (a log point, the
             // end of the epoch or an interruption), which names the step
             // it happened at.
-            running.add(&loss, batch.x.size()[0], wrong, self.position.steps, watch)?;
+            running.add(&loss, batch.global, wrong, self.position.steps, watch)?;
             self.average_after_step()?;
+            self.check_replicas()?;
             let mut report = StepReport {
                 epoch,
                 batch: self.position.batch,
@@ -659,6 +773,74 @@ impl<'a> Trainer<'a> {
         }
         self.absorb(&running)?;
         Ok(true)
+    }
+
+    /// The forward and backward passes on `(x, y)`, the loss scaled by
+    /// `share` for the backward pass; returns the (unscaled) loss and, for
+    /// classification, the misclassified examples.
+    fn step_on(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        share: f64,
+    ) -> Result<(Tensor, Option<Tensor>), ExperimentError> {
+        let output = self.model.net.forward_t(x, true);
+        let loss = self.data.task.loss(&output, y);
+        let wrong = match self.data.task {
+            Task::Classification { .. } => Some(tch::no_grad(|| {
+                output.argmax(1, false).ne_tensor(y).sum(Kind::Int64)
+            })),
+            Task::Regression => None,
+        };
+        self.optimizer.zero_grad();
+        if share == 1.0 {
+            loss.f_backward()?;
+        } else {
+            loss.f_mul_scalar(share)?.f_backward()?;
+        }
+        Ok((loss, wrong))
+    }
+
+    /// A data-parallel step (see [`super::parallel`]): this rank's share
+    /// of the global batch, the gradients summed across ranks, then the
+    /// optimizer. Returns the global batch's loss and misclassified
+    /// examples.
+    fn parallel_step(
+        &mut self,
+        batch: &Batch,
+    ) -> Result<(Tensor, Option<Tensor>), ExperimentError> {
+        if let Some(p) = &self.parallel {
+            p.broadcast_buffers()?;
+        }
+        let n = batch.x.size()[0];
+        let share = n as f64 / batch.global as f64;
+        let (loss, wrong) = self.step_on(&batch.x, &batch.y, share)?;
+        // This rank's loss × examples and errors, summed with the gradients.
+        let sums = tch::no_grad(|| -> Result<Tensor, ExperimentError> {
+            let loss_sum = loss
+                .f_detach()?
+                .f_to_kind(Kind::Double)?
+                .f_mul_scalar(n as f64)?;
+            let errors = match &wrong {
+                Some(w) => w.f_to_kind(Kind::Double)?,
+                None => Tensor::f_zeros([], (Kind::Double, self.device))?,
+            };
+            Ok(Tensor::f_stack(&[loss_sum, errors], 0)?)
+        })?;
+        if let Some(p) = &mut self.parallel {
+            p.reduce_gradients(&sums)?;
+        }
+        self.optimizer.step()?;
+        let global_loss = sums.get(0).f_div_scalar(batch.global as f64)?;
+        let global_wrong = match wrong {
+            Some(_) => Some(
+                sums.get(1)
+                    .f_to_kind(Kind::Int64)?
+                    .f_to_device(self.device)?,
+            ),
+            None => None,
+        };
+        Ok((global_loss.f_to_device(self.device)?, global_wrong))
     }
 
     /// Reads the epoch's running sums into the position (which checkpoints
@@ -716,6 +898,7 @@ impl<'a> Trainer<'a> {
             &self.data.test_x,
             &self.data.test_y,
             self.device,
+            self.parallel.as_ref(),
         )
     }
 
@@ -739,6 +922,7 @@ impl<'a> Trainer<'a> {
             0,
             self.device,
             derived_seed(seed, STATS_AUGMENT, epoch, which),
+            self.ranks(),
         );
         let mut b = 0u64;
         let _guard = tch::no_grad_guard();
@@ -748,6 +932,11 @@ impl<'a> Trainer<'a> {
             let _ = model.net.forward_t(x, true);
             Ok(())
         })?;
+        // Each rank saw its share of every batch: the ranks' statistics
+        // are averaged.
+        if let Some(p) = &self.parallel {
+            p.average(&statistics(&model.vs))?;
+        }
         Ok(())
     }
 
@@ -768,6 +957,57 @@ impl<'a> Trainer<'a> {
         self.recompute_statistics(&self.averaged, Which::Average)?;
         self.evaluate(&self.averaged).map(Some)
     }
+}
+
+/// Named tensors in the order of their names: the order every rank of a
+/// data-parallel run agrees on (a VarStore's own order is a hash map's).
+fn by_name(mut named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+fn tensors(named: Vec<(String, Tensor)>) -> Vec<Tensor> {
+    named.into_iter().map(|(_, t)| t).collect()
+}
+
+/// The variables of `vs` that are not trained (BatchNorm statistics), by
+/// name.
+fn statistics(vs: &tch::nn::VarStore) -> Vec<Tensor> {
+    let all = by_name(vs.variables().into_iter().collect());
+    tensors(
+        all.into_iter()
+            .filter(|(_, t)| !t.requires_grad())
+            .collect(),
+    )
+}
+
+/// A data-parallel run needs at least one example per rank in every batch.
+fn check_shards(exp: &Experiment, train_len: i64, world: usize) -> Result<(), ExperimentError> {
+    let batch = exp.train.batch_size as i64;
+    let last = match train_len % batch {
+        0 => batch.min(train_len),
+        rest => rest,
+    };
+    let world = world as i64;
+    if batch.min(last) >= world {
+        return Ok(());
+    }
+    let message = if batch < world {
+        format!(
+            "train.batch_size = {batch} is the global batch, split over {world} ranks; give at \
+             least {world}, one example per rank"
+        )
+    } else {
+        format!(
+            "the last batch of each epoch has {last} examples ({train_len} training examples, \
+             train.batch_size = {batch}), fewer than the {world} ranks; choose a batch size that \
+             leaves at least {world}"
+        )
+    };
+    Err(ExperimentError::Value {
+        key: "train.batch_size".into(),
+        message,
+    })
 }
 
 /// The name of the first variable holding NaN or infinity, found with one
@@ -929,20 +1169,59 @@ pub fn run_with<'o>(
     observers: Vec<Box<dyn Observer + 'o>>,
 ) -> Result<Value, ExperimentError> {
     check(exp)?;
-    let device = build::device(exp.experiment.device)?;
-    let dir = RunDir::claim(&options.out_dir, options.claim)?;
-    let resumed;
-    let exp = if options.claim == Claim::Resume {
-        resumed = resumed_experiment(exp, dir.path())?;
-        &resumed
-    } else {
-        exp
+    let group = options.group.clone();
+    let local_rank = group.as_ref().map_or(0, |g| g.local_rank());
+    let device = build::device(exp.experiment.device, local_rank)?;
+    // Rank 0 claims the directory and alone writes it; the others read it
+    // (to resume) once rank 0 has claimed it.
+    let writes = group.as_ref().map_or(true, |g| g.rank() == 0);
+    let claimed = writes.then(|| RunDir::claim(&options.out_dir, options.claim));
+    agree(
+        &group,
+        matches!(claimed, Some(Err(_))),
+        "to claim the run directory",
+    )?;
+    let dir = claimed.transpose()?;
+    let out = dir
+        .as_ref()
+        .map_or(options.out_dir.clone(), |d| d.path().to_path_buf());
+    let abandon = |e, dir: Option<RunDir>| match dir {
+        Some(dir) => dir.abandon(e),
+        None => e,
     };
-    let trainer = match Trainer::new(exp, device, dir.path()) {
+    let resumed = (options.claim == Claim::Resume)
+        .then(|| resumed_experiment(exp, &out))
+        .transpose();
+    let resumed = agree(&group, resumed.is_err(), "to read the run to resume").and(resumed);
+    let resumed = match resumed {
+        Ok(resumed) => resumed,
+        Err(e) => return Err(abandon(e, dir)),
+    };
+    let exp = resumed.as_ref().unwrap_or(exp);
+    let trainer = Trainer::new(exp, device, &out, group.clone());
+    let trainer = agree(&group, trainer.is_err(), "to build the experiment").and(trainer);
+    let trainer = match trainer {
         Ok(trainer) => trainer,
-        Err(e) => return Err(dir.abandon(e)),
+        Err(e) => return Err(abandon(e, dir)),
     };
+    // The claim (its lock) lasts as long as the run.
+    let _dir = dir;
+    // Only rank 0 reports (to the terminal and into files).
+    let observers = if writes { observers } else { Vec::new() };
     train(exp, trainer, options.claim, Observers(observers))
+}
+
+/// In a data-parallel run, tells every rank whether this one failed at
+/// `stage` (see [`ProcessGroup::agree`]); nothing for one process.
+fn agree(
+    group: &Option<Arc<ProcessGroup>>,
+    failed_here: bool,
+    stage: &str,
+) -> Result<(), ExperimentError> {
+    match group {
+        Some(g) => Ok(g.agree(failed_here, stage)?),
+        None => Ok(()),
+    }
 }
 
 /// The experiment stored in the run directory `dir`, checked against the
@@ -998,10 +1277,11 @@ fn train(
         trainer.restore(checkpoint)?;
         trainer.last_checkpoint = Some(from.clone());
         observers.resumed(&from, &skipped);
-    } else {
+    } else if trainer.writes() {
         let resolved = toml::to_string(exp).map_err(|e| ExperimentError::Encode(e.into()))?;
         write_atomically(&out.join("config.toml"), resolved.as_bytes())?;
     }
+    trainer.synchronise()?;
     observers.started(&out, &trainer.position.history)?;
     // The evaluations of the last epoch trained in this process.
     let mut last: Option<(Evaluation, Option<Evaluation>)> = None;
@@ -1063,6 +1343,7 @@ fn train(
     let mut result = json!({
         "experiment": exp.experiment.name,
         "seed": exp.experiment.seed,
+        "world_size": trainer.ranks().1,
         "epochs": epochs,
         "steps": trainer.position.steps,
         "status": "completed",
@@ -1074,17 +1355,24 @@ fn train(
         result["diverged"] = json!(divergence);
     }
     result["final"]["sgd"]["epochs_trained"] = json!(epochs);
-    weights::save(&trainer.model, &out.join("model_sgd.safetensors"))?;
+    let writes = trainer.writes();
+    if writes {
+        weights::save(&trainer.model, &out.join("model_sgd.safetensors"))?;
+    }
     if let Some(e) = swa {
         let mut swa = evaluation_json(e, optimum_metrics(&trainer.averaged, &trainer.data));
         swa["epochs_trained"] = json!(epochs);
         swa["count"] = json!(trainer.swa.as_ref().map_or(0, Swa::count));
         result["final"]["swa"] = swa;
-        weights::save(&trainer.averaged, &out.join("model_swa.safetensors"))?;
+        if writes {
+            weights::save(&trainer.averaged, &out.join("model_swa.safetensors"))?;
+        }
     }
-    let text =
-        serde_json::to_string_pretty(&result).map_err(|e| ExperimentError::Encode(e.into()))?;
-    write_atomically(&out.join("result.json"), text.as_bytes())?;
+    if writes {
+        let text =
+            serde_json::to_string_pretty(&result).map_err(|e| ExperimentError::Encode(e.into()))?;
+        write_atomically(&out.join("result.json"), text.as_bytes())?;
+    }
     observers.finished(&result);
     Ok(result)
 }

@@ -696,6 +696,7 @@ pub fn run_task<'o>(
     let options = RunOptions {
         out_dir: run_dir,
         claim,
+        group: None,
     };
     experiment::run_with(&exp, &options, observers)
         .map(TaskOutcome::Finished)

@@ -1,0 +1,355 @@
+//! Data-parallel runs on this machine: two ranks on localhost over Gloo,
+//! each a child process (this test binary run again, or `swalp-cli run`)
+//! with the variables torchrun sets, against one process training on the
+//! same global batches (real digits, swalp-cli/tests/data/digits).
+//!
+//! - the MLP in full precision, and with low-precision nearest rounding at
+//!   every quantization point plus SWALP averaging: per-step losses within
+//!   1e-5 relative, every rank's weights, optimizer state and average equal
+//!   bit for bit after every step (`log.check_replicas_every = 1` fails the
+//!   run otherwise), final weights within 1e-5;
+//! - a rank killed mid-run makes the other fail within the timeout with a
+//!   one-line message naming its rank and the operation, and `--resume`
+//!   with both ranks ends exactly where an uninterrupted run ends.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use swalp_cli::experiment::observe::{Observer, StepReport};
+use swalp_cli::experiment::{self, Experiment, RunOptions};
+use swalp_core::tch::Tensor;
+
+/// Set in the children: the test body to run as a rank, and where.
+const WORKER: &str = "SWALP_TEST_DP_WORKER";
+const WORKER_DIR: &str = "SWALP_TEST_DP_DIR";
+
+fn digits() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/digits")
+}
+
+/// The MLP on the digits, 64 examples a global batch: 21 steps an epoch,
+/// the last one of 17 examples (shards of 9 and 8).
+fn mlp(quant: &str, epochs: u64) -> String {
+    format!(
+        r#"
+[experiment]
+name = "dp_mlp"
+seed = 3
+device = "cpu"
+[data]
+name = "mnist"
+path = "{}"
+[model]
+name = "mlp"
+{quant}
+[optim]
+name = "sgd"
+lr = 0.05
+momentum = 0.9
+weight_decay = 5e-4
+[train]
+epochs = {epochs}
+batch_size = 64
+[log]
+progress = false
+table = false
+tensorboard = false
+check_replicas_every = 1
+"#,
+        digits().display()
+    )
+}
+
+/// Every point rounded to nearest onto an 8-bit float grid (per element, so
+/// a shard's values round as the whole batch's), and SWALP averaging.
+const LOW_PRECISION: &str = r#"
+[quant]
+default = { format = "float", exp = 5, man = 2, rounding = "nearest-even" }
+[schedule]
+name = "swalp"
+[swa]
+start = 1
+lr = 0.02
+"#;
+
+fn free_port() -> u16 {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// torchrun's variables for `rank` of `world`, one libtorch thread each
+/// (torchrun's default with several processes per node).
+fn as_rank(cmd: &mut Command, rank: usize, world: usize, port: u16) {
+    cmd.env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("WORLD_SIZE", world.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .env("OMP_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+}
+
+fn succeeded(outputs: &[Output]) {
+    for (rank, out) in outputs.iter().enumerate() {
+        assert!(
+            out.status.success(),
+            "rank {rank}: {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Runs the test `name` in `world` child processes (ranks of one group,
+/// or a lone process for a world of 1) working in `dir`.
+fn children(name: &str, world: usize, dir: &Path) -> Vec<Output> {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let spawned: Vec<Child> = (0..world)
+        .map(|rank| {
+            let mut cmd = Command::new(&exe);
+            cmd.args(["--exact", name, "--nocapture", "--test-threads", "1"])
+                .env(WORKER, name)
+                .env(WORKER_DIR, dir);
+            if world > 1 {
+                as_rank(&mut cmd, rank, world, port);
+            } else {
+                cmd.env("OMP_NUM_THREADS", "1")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+            }
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("spawn rank {rank}: {e}"))
+        })
+        .collect();
+    spawned
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// Keeps every step's loss.
+#[derive(Default, Clone)]
+struct Losses(Arc<Mutex<Vec<f64>>>);
+
+impl Observer for Losses {
+    fn wants_loss(&mut self, _: &StepReport) -> bool {
+        true
+    }
+    fn step(&mut self, report: &StepReport) -> experiment::observe::Control {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.extend(report.loss);
+        experiment::observe::Control::Continue
+    }
+}
+
+/// In a child: runs `text` (as one rank when the launcher's variables are
+/// set) into DIR/run and writes its step losses into DIR/losses.json.
+fn train_as_child(text: &str) {
+    let dir = PathBuf::from(std::env::var(WORKER_DIR).unwrap_or_else(|e| panic!("{e}")));
+    let exp = Experiment::parse(text, &dir.join("exp.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let group = experiment::join_from_env(&exp).unwrap_or_else(|e| panic!("{e}"));
+    let rank = group.as_ref().map_or(0, |g| g.rank());
+    let mut options = RunOptions::new(dir.join("run"));
+    options.group = group;
+    let losses = Losses::default();
+    let result = experiment::run_with(&exp, &options, vec![Box::new(losses.clone())])
+        .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
+    if rank == 0 {
+        let losses = losses.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let text = serde_json::json!({ "losses": losses, "result": result }).to_string();
+        std::fs::write(dir.join("losses.json"), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn f64s(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
+}
+
+fn weights(path: &Path) -> Vec<(String, Tensor)> {
+    let mut named = Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{e}"));
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+/// Trains the worker `name` as one process and as two ranks and compares.
+fn compare_with_one_process(name: &str) {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (one, two) = (root.path().join("one"), root.path().join("two"));
+    for dir in [&one, &two] {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+    }
+    succeeded(&children(name, 1, &one));
+    succeeded(&children(name, 2, &two));
+    let (a, b) = (
+        read_json(&one.join("losses.json")),
+        read_json(&two.join("losses.json")),
+    );
+    let (la, lb) = (f64s(&a["losses"]), f64s(&b["losses"]));
+    assert!(la.len() >= 20, "{} steps", la.len());
+    assert_eq!(la.len(), lb.len());
+    let mut worst: f64 = 0.0;
+    for (step, (x, y)) in la.iter().zip(&lb).enumerate() {
+        let r = (x - y).abs() / x.abs();
+        assert!(
+            r <= 1e-5,
+            "{name}: step {step} loss one process {x}, two ranks {y} ({r:e})"
+        );
+        worst = worst.max(r);
+    }
+    println!(
+        "{name}: {} steps, largest relative loss difference {worst:.2e}",
+        la.len()
+    );
+    assert_eq!(b["result"]["world_size"], 2);
+    assert_eq!(a["result"]["world_size"], 1);
+    let (ea, eb) = (
+        a["result"]["final"]["sgd"]["test_loss"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        b["result"]["final"]["sgd"]["test_loss"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+    );
+    assert!((ea - eb).abs() <= 1e-5 * ea.abs(), "test loss {ea} vs {eb}");
+    for model in ["model_sgd.safetensors", "model_swa.safetensors"] {
+        let path = one.join("run").join(model);
+        if !path.exists() {
+            continue;
+        }
+        for ((n, x), (_, y)) in weights(&path)
+            .iter()
+            .zip(weights(&two.join("run").join(model)))
+        {
+            let diff = (x - &y).abs().max().double_value(&[]);
+            assert!(diff <= 1e-5, "{model} {n}: largest difference {diff}");
+        }
+    }
+}
+
+#[test]
+fn two_ranks_train_the_mlp_as_one_process() {
+    const NAME: &str = "two_ranks_train_the_mlp_as_one_process";
+    if std::env::var(WORKER).is_ok_and(|w| w == NAME) {
+        return train_as_child(&mlp("", 1));
+    }
+    compare_with_one_process(NAME);
+}
+
+#[test]
+fn two_ranks_train_in_low_precision_with_swalp_as_one_process() {
+    const NAME: &str = "two_ranks_train_in_low_precision_with_swalp_as_one_process";
+    if std::env::var(WORKER).is_ok_and(|w| w == NAME) {
+        return train_as_child(&mlp(LOW_PRECISION, 2));
+    }
+    compare_with_one_process(NAME);
+}
+
+/// `swalp-cli run` as `rank` of 2 (or a lone process for `None`).
+fn cli_rank(exp: &Path, args: &[&str], rank: Option<usize>, port: u16) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swalp-cli"));
+    cmd.arg("run")
+        .arg(exp)
+        .args(args)
+        .env("SWALP_DIST_TIMEOUT", "20");
+    match rank {
+        Some(rank) => as_rank(&mut cmd, rank, 2, port),
+        None => {
+            cmd.env("OMP_NUM_THREADS", "1")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+        }
+    }
+    cmd.spawn().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn both_ranks(exp: &Path, args: &[&str]) -> Vec<Output> {
+    let port = free_port();
+    let ranks: Vec<Child> = (0..2).map(|r| cli_rank(exp, args, Some(r), port)).collect();
+    ranks
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+#[test]
+fn a_killed_rank_stops_the_other_and_the_run_resumes_exactly() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let exp = root.path().join("mlp.toml");
+    let text = mlp("", 12).replace("check_replicas_every = 1", "check_replicas_every = 0");
+    std::fs::write(&exp, text).unwrap_or_else(|e| panic!("{e}"));
+    let whole = root.path().join("whole");
+    let whole_s = whole.to_string_lossy().into_owned();
+    succeeded(&both_ranks(&exp, &["--out", &whole_s]));
+
+    // Rank 1 is killed once rank 0 has finished two epochs.
+    let broken = root.path().join("broken");
+    let broken_s = broken.to_string_lossy().into_owned();
+    let port = free_port();
+    let rank0 = cli_rank(&exp, &["--out", &broken_s], Some(0), port);
+    let mut rank1 = cli_rank(&exp, &["--out", &broken_s], Some(1), port);
+    let started = Instant::now();
+    while lines(&broken.join("metrics.jsonl")) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rank1.kill().unwrap_or_else(|e| panic!("{e}"));
+    let killed = Instant::now();
+    let out = rank0.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let _ = rank1.wait();
+    let waited = killed.elapsed();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rank 0 finished: {said}");
+    assert!(
+        waited < Duration::from_secs(40),
+        "rank 0 took {waited:?} to stop"
+    );
+    let error: Vec<&str> = said.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{said}");
+    assert!(
+        error[0].contains("rank 0 of 2") && error[0].contains("failed"),
+        "{said}"
+    );
+    assert!(
+        lines(&broken.join("metrics.jsonl")) < 12,
+        "the run was not cut short"
+    );
+    println!(
+        "rank 0 stopped {waited:?} after rank 1 was killed: {}",
+        error[0]
+    );
+
+    // Both ranks resume from rank 0's last checkpoint and end where the
+    // uninterrupted run ended.
+    succeeded(&both_ranks(&exp, &["--resume", &broken_s]));
+    let (a, b) = (
+        read_json(&whole.join("result.json")),
+        read_json(&broken.join("result.json")),
+    );
+    assert_eq!(a["final"], b["final"]);
+    assert_eq!(b["world_size"], 2);
+    assert_eq!(
+        std::fs::read(whole.join("model_sgd.safetensors")).ok(),
+        std::fs::read(broken.join("model_sgd.safetensors")).ok()
+    );
+}

@@ -1,0 +1,31 @@
+// NCCL for CUDA tensors. ProcessGroupNCCL.hpp includes the CUDA runtime's
+// headers, which the PyTorch wheel ships incomplete (nvidia/cu13/include has
+// cuda_runtime.h but not the crt/ headers it includes), so build.rs compiles
+// this file without USE_C10D_NCCL and the backend says why there is none;
+// the USE_C10D_NCCL branch is what a build against complete headers uses.
+
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+#include <chrono>
+#include <stdexcept>
+
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+
+c10::intrusive_ptr<c10d::Backend> swalp_nccl_backend(const c10::intrusive_ptr<c10d::Store>& store,
+                                                     int rank, int world,
+                                                     std::chrono::milliseconds timeout) {
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = timeout;
+    return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, options);
+}
+#else
+c10::intrusive_ptr<c10d::Backend> swalp_nccl_backend(const c10::intrusive_ptr<c10d::Store>&, int,
+                                                     int, std::chrono::milliseconds) {
+    throw std::runtime_error(
+        "NCCL is not built into swalp's shim (the CUDA runtime headers ProcessGroupNCCL.hpp "
+        "needs are not in the PyTorch wheel); train data-parallel on the CPU "
+        "(experiment.device = \"cpu\", over Gloo)");
+}
+#endif

@@ -1,0 +1,173 @@
+//! Process groups on this machine: two ranks on localhost over Gloo, each a
+//! child process running this test binary again (as torchrun would start
+//! them), checked by the parent.
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use swalp_core::distributed::{Backend, GradientBuckets, ProcessGroup, Rendezvous};
+use swalp_core::tch::{Device, Kind, Tensor};
+
+/// Set in the children: which test body to run as a rank.
+const WORKER: &str = "SWALP_TEST_DISTRIBUTED_WORKER";
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs test `name` as `world` ranks with torchrun's variables and returns
+/// each rank's output.
+fn ranks(name: &str, world: usize, timeout_s: &str) -> Vec<Output> {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port().to_string();
+    let children: Vec<_> = (0..world)
+        .map(|rank| {
+            Command::new(&exe)
+                .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+                .env(WORKER, name)
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("WORLD_SIZE", world.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
+                .env("SWALP_DIST_TIMEOUT", timeout_s)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn rank {rank}: {e}"))
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+fn is_worker(name: &str) -> bool {
+    std::env::var(WORKER).is_ok_and(|w| w == name)
+}
+
+fn join() -> ProcessGroup {
+    let rendezvous = Rendezvous::from_env()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no rendezvous in the environment"));
+    ProcessGroup::join(&rendezvous, Backend::Gloo).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn assert_all_succeeded(outputs: &[Output]) {
+    for (rank, out) in outputs.iter().enumerate() {
+        assert!(
+            out.status.success(),
+            "rank {rank}: {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn two_ranks_sum_broadcast_and_meet() {
+    const NAME: &str = "two_ranks_sum_broadcast_and_meet";
+    if !is_worker(NAME) {
+        assert_all_succeeded(&ranks(NAME, 2, "60"));
+        return;
+    }
+    let group = join();
+    let rank = group.rank() as f64;
+    assert_eq!(group.world_size(), 2);
+    // Sums: rank r holds r + 1 and 10·(r + 1) (f32 and f64 buffers).
+    let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0]) * (rank + 1.0);
+    let b = Tensor::from_slice(&[10.0f64]) * (rank + 1.0);
+    group
+        .all_reduce_sum(&[a.shallow_clone(), b.shallow_clone()], "test sum")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        Vec::<f32>::try_from(&a).unwrap_or_default(),
+        [3.0, 6.0, 9.0]
+    );
+    assert_eq!(b.double_value(&[0]), 30.0);
+    // Broadcast from rank 1.
+    let c = Tensor::full([4], rank, (Kind::Float, Device::Cpu));
+    group
+        .broadcast(&[c.shallow_clone()], 1, "test broadcast")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(Vec::<f32>::try_from(&c).unwrap_or_default(), [1.0; 4]);
+    group
+        .barrier("test barrier")
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn gradient_buckets_average_a_models_gradients() {
+    const NAME: &str = "gradient_buckets_average_a_models_gradients";
+    if !is_worker(NAME) {
+        assert_all_succeeded(&ranks(NAME, 2, "60"));
+        return;
+    }
+    let group = join();
+    let rank = group.rank() as f64;
+    let opts = (Kind::Float, Device::Cpu);
+    let params: Vec<Tensor> = [vec![4, 3], vec![3], vec![1000], vec![2, 2]]
+        .into_iter()
+        .map(|shape| Tensor::zeros(shape, opts).set_requires_grad(true))
+        .collect();
+    for (i, p) in params.iter().enumerate() {
+        (p * (rank + 1.0) * (i as f64 + 1.0))
+            .sum(Kind::Float)
+            .backward();
+    }
+    // 2 KiB buckets: the 1000-element parameter (4000 bytes) has one of its
+    // own, between the small ones before and after it.
+    let mut buckets = GradientBuckets::new(&params, 2048).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(buckets.buffers().len(), 3);
+    buckets.gather().unwrap_or_else(|e| panic!("{e}"));
+    group
+        .all_reduce_sum(&buckets.buffers(), "gradients")
+        .unwrap_or_else(|e| panic!("{e}"));
+    buckets.scatter().unwrap_or_else(|e| panic!("{e}"));
+    for (i, p) in params.iter().enumerate() {
+        // (1 + 2)·(i + 1) on both ranks.
+        let expected = 3.0 * (i as f64 + 1.0);
+        let g = p.grad();
+        assert_eq!(g.min().double_value(&[]), expected, "parameter {i}");
+        assert_eq!(g.max().double_value(&[]), expected, "parameter {i}");
+    }
+}
+
+#[test]
+fn a_rank_that_dies_fails_the_others_with_a_message() {
+    const NAME: &str = "a_rank_that_dies_fails_the_others_with_a_message";
+    if !is_worker(NAME) {
+        let started = Instant::now();
+        let outputs = ranks(NAME, 2, "5");
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_all_succeeded(&outputs);
+        let said = String::from_utf8_lossy(&outputs[0].stdout);
+        assert!(
+            said.contains("rank 0 of 2: all-reduce after the loss failed"),
+            "{said}"
+        );
+        return;
+    }
+    let group = join();
+    if group.rank() == 1 {
+        // Gone without a word, as a killed process.
+        std::process::exit(0);
+    }
+    let t = Tensor::ones([8], (Kind::Float, Device::Cpu));
+    let e = group
+        .all_reduce_sum(&[t], "all-reduce after the loss")
+        .expect_err("the other rank is gone");
+    println!("{e}");
+    assert!(!e.to_string().contains('\n'));
+}

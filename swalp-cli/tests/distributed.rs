@@ -8,9 +8,16 @@
 //!   1e-5 relative, every rank's weights, optimizer state and average equal
 //!   bit for bit after every step (`log.check_replicas_every = 1` fails the
 //!   run otherwise), final weights within 1e-5;
+//! - PreResNet20 with synchronised BatchNorm (`model.sync_batchnorm`): the
+//!   losses of one process within 1e-6 relative over the first 3 steps
+//!   (2e-7, 5e-8, 5e-8 measured; with each rank's own statistics the first
+//!   already differs), within 2e-2 over 20 (the network amplifies rounding
+//!   differences 10-fold a step);
 //! - a rank killed mid-run makes the other fail within the timeout with a
 //!   one-line message naming its rank and the operation, and `--resume`
 //!   with both ranks ends exactly where an uninterrupted run ends.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -188,9 +195,33 @@ fn weights(path: &Path) -> Vec<(String, Tensor)> {
     named
 }
 
-/// Trains the worker `name` as one process and as two ranks and compares.
-fn compare_with_one_process(name: &str) {
+/// How closely two ranks must follow one process.
+struct Agreement {
+    /// Relative loss difference allowed over the first `exact_steps` steps,
+    /// and the final weights' and evaluation's difference.
+    tolerance: f64,
+    /// The steps held to `tolerance`: all of them, or the first few of a
+    /// network whose training amplifies rounding differences (a deep
+    /// network at the seed's rate turns 1e-7 into 1e-3 within 20 steps, as
+    /// PyTorch's own AVX2 and AVX-512 kernels show on the twins).
+    exact_steps: usize,
+    /// Relative loss difference allowed over the later steps.
+    later: f64,
+}
+
+const EXACT: Agreement = Agreement {
+    tolerance: 1e-5,
+    exact_steps: usize::MAX,
+    later: 1e-5,
+};
+
+/// Trains the worker `name` as one process and as two ranks and compares
+/// them as `agreement` says, after `prepare` readied the temporary
+/// directory.
+fn compare_with_one_process(name: &str, agreement: Agreement, prepare: impl Fn(&Path)) {
+    let tolerance = agreement.tolerance;
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    prepare(root.path());
     let (one, two) = (root.path().join("one"), root.path().join("two"));
     for dir in [&one, &two] {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
@@ -207,18 +238,32 @@ fn compare_with_one_process(name: &str) {
     let mut worst: f64 = 0.0;
     for (step, (x, y)) in la.iter().zip(&lb).enumerate() {
         let r = (x - y).abs() / x.abs();
+        let allowed = if step < agreement.exact_steps {
+            tolerance
+        } else {
+            agreement.later
+        };
         assert!(
-            r <= 1e-5,
+            r <= allowed,
             "{name}: step {step} loss one process {x}, two ranks {y} ({r:e})"
         );
         worst = worst.max(r);
     }
+    let per_step: Vec<String> = la
+        .iter()
+        .zip(&lb)
+        .map(|(x, y)| format!("{:.1e}", (x - y).abs() / x.abs()))
+        .collect();
     println!(
-        "{name}: {} steps, largest relative loss difference {worst:.2e}",
-        la.len()
+        "{name}: {} steps, largest relative loss difference {worst:.2e} (per step: {})",
+        la.len(),
+        per_step.join(" ")
     );
     assert_eq!(b["result"]["world_size"], 2);
     assert_eq!(a["result"]["world_size"], 1);
+    if agreement.exact_steps < la.len() {
+        return;
+    }
     let (ea, eb) = (
         a["result"]["final"]["sgd"]["test_loss"]
             .as_f64()
@@ -227,7 +272,10 @@ fn compare_with_one_process(name: &str) {
             .as_f64()
             .unwrap_or(f64::NAN),
     );
-    assert!((ea - eb).abs() <= 1e-5 * ea.abs(), "test loss {ea} vs {eb}");
+    assert!(
+        (ea - eb).abs() <= tolerance * ea.abs(),
+        "test loss {ea} vs {eb}"
+    );
     for model in ["model_sgd.safetensors", "model_swa.safetensors"] {
         let path = one.join("run").join(model);
         if !path.exists() {
@@ -238,7 +286,7 @@ fn compare_with_one_process(name: &str) {
             .zip(weights(&two.join("run").join(model)))
         {
             let diff = (x - &y).abs().max().double_value(&[]);
-            assert!(diff <= 1e-5, "{model} {n}: largest difference {diff}");
+            assert!(diff <= tolerance, "{model} {n}: largest difference {diff}");
         }
     }
 }
@@ -249,7 +297,7 @@ fn two_ranks_train_the_mlp_as_one_process() {
     if std::env::var(WORKER).is_ok_and(|w| w == NAME) {
         return train_as_child(&mlp("", 1));
     }
-    compare_with_one_process(NAME);
+    compare_with_one_process(NAME, EXACT, |_| ());
 }
 
 #[test]
@@ -258,7 +306,95 @@ fn two_ranks_train_in_low_precision_with_swalp_as_one_process() {
     if std::env::var(WORKER).is_ok_and(|w| w == NAME) {
         return train_as_child(&mlp(LOW_PRECISION, 2));
     }
-    compare_with_one_process(NAME);
+    compare_with_one_process(NAME, EXACT, |_| ());
+}
+
+/// PreResNet20 on the digits upsampled to 32×32 (the first 320 training
+/// examples, 32 a global batch: 20 steps over 2 epochs), BatchNorm
+/// synchronised across ranks.
+fn preresnet(data: &Path) -> String {
+    format!(
+        r#"
+[experiment]
+name = "dp_preresnet"
+seed = 5
+device = "cpu"
+[data]
+name = "mnist"
+path = "{}"
+subset = 320
+[model]
+name = "preresnet20"
+sync_batchnorm = true
+[optim]
+name = "sgd"
+lr = 0.05
+momentum = 0.9
+weight_decay = 5e-4
+[train]
+epochs = 2
+batch_size = 32
+[log]
+progress = false
+table = false
+tensorboard = false
+check_replicas_every = 1
+"#,
+        data.display()
+    )
+}
+
+#[test]
+fn two_ranks_with_synchronised_batchnorm_train_as_one_process() {
+    const NAME: &str = "two_ranks_with_synchronised_batchnorm_train_as_one_process";
+    if std::env::var(WORKER).is_ok_and(|w| w == NAME) {
+        let dir = PathBuf::from(std::env::var(WORKER_DIR).unwrap_or_else(|e| panic!("{e}")));
+        return train_as_child(&preresnet(&dir.join("..").join("digits32")));
+    }
+    let agreement = Agreement {
+        tolerance: 1e-6,
+        exact_steps: 3,
+        later: 2e-2,
+    };
+    compare_with_one_process(NAME, agreement, |root| {
+        let data = root.join("digits32");
+        std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+        common::digits(&data, 4);
+    });
+}
+
+/// Without `model.sync_batchnorm` each rank normalises with its own share
+/// of the batch (so the first loss already differs from one process's), and
+/// the ranks keep rank 0's running statistics, as DDP's `broadcast_buffers`:
+/// every rank's state stays equal after every step.
+#[test]
+fn without_synchronisation_batchnorm_uses_each_ranks_batch() {
+    const NAME: &str = "without_synchronisation_batchnorm_uses_each_ranks_batch";
+    if std::env::var(WORKER).is_ok_and(|w| w == NAME) {
+        let dir = PathBuf::from(std::env::var(WORKER_DIR).unwrap_or_else(|e| panic!("{e}")));
+        let text = preresnet(&dir.join("..").join("digits32"))
+            .replace("sync_batchnorm = true", "sync_batchnorm = false")
+            .replace("epochs = 2", "epochs = 1");
+        return train_as_child(&text);
+    }
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = root.path().join("digits32");
+    std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("{e}"));
+    common::digits(&data, 4);
+    let (one, two) = (root.path().join("one"), root.path().join("two"));
+    for dir in [&one, &two] {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+    }
+    succeeded(&children(NAME, 1, &one));
+    succeeded(&children(NAME, 2, &two));
+    let first = |dir: &Path| f64s(&read_json(&dir.join("losses.json"))["losses"])[0];
+    let (a, b) = (first(&one), first(&two));
+    let r = (a - b).abs() / a.abs();
+    println!("per-rank BatchNorm: first loss one process {a}, two ranks {b} ({r:.1e})");
+    assert!(
+        r > 1e-4,
+        "per-rank statistics should change the first loss: {a} vs {b}"
+    );
 }
 
 /// `swalp-cli run` as `rank` of 2 (or a lone process for `None`).

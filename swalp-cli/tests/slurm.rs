@@ -1,7 +1,9 @@
 //! The Slurm executor against a real Slurm: `scripts/slurm-local` brings up
 //! a single-node cluster (installing Debian's `slurm-wlm` and `munge` when
-//! missing) and takes down what it started. Where that cannot be done (not
-//! root, no apt) the test prints "skipped: <reason>" and returns.
+//! missing) and takes down what it started. Sweeps run as job arrays and
+//! survive a requeue; `srun --ntasks 2` runs one data-parallel run. Where
+//! Slurm cannot run (not root, no apt) the test prints "skipped: <reason>"
+//! and returns.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -126,7 +128,7 @@ progress = false
 tensorboard = false
 "#;
 
-/// Both scenarios in one test: they share the one cluster.
+/// The three scenarios in one test: they share the one cluster.
 #[test]
 fn sweeps_run_as_slurm_job_arrays_and_survive_requeue() {
     let Some(cluster) = Cluster::up() else {
@@ -238,4 +240,53 @@ fn sweeps_run_as_slurm_job_arrays_and_survive_requeue() {
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(results(&dir), results(&uninterrupted));
+
+    // 3. `srun --ntasks 2`: one data-parallel run of two ranks, which meet
+    //    through the step's variables (SLURM_PROCID, SLURM_STEP_NUM_TASKS,
+    //    the step's first node, a port from the job id).
+    let mlp = tmp.path().join("mlp.toml");
+    std::fs::write(&mlp, MLP.replace("DIGITS", &digits().to_string_lossy())).unwrap();
+    let out = tmp.path().join("srun");
+    let output = cluster
+        .command("srun")
+        .args(["--ntasks", "2", "--cpus-per-task", "1"])
+        .arg(env!("CARGO_BIN_EXE_swalp-cli"))
+        .args(["run", mlp.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(result["world_size"], 2);
+    // Rank 0 alone printed the result.
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(printed.matches("outputs in").count(), 1, "{printed}");
 }
+
+fn digits() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/digits")
+}
+
+/// The MLP on the digits for a data-parallel run under srun.
+const MLP: &str = r#"
+[experiment]
+name = "mlp_srun"
+device = "cpu"
+[data]
+name = "mnist"
+path = "DIGITS"
+[model]
+name = "mlp"
+[optim]
+lr = 0.05
+momentum = 0.9
+[train]
+epochs = 1
+batch_size = 64
+[log]
+table = false
+progress = false
+tensorboard = false
+check_replicas_every = 5
+"#;

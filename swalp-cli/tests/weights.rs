@@ -29,6 +29,7 @@ fn build(name: &str, shape: &[i64], seed: i64) -> Model {
         name: name.into(),
         init: None,
         dropout: None,
+        sync_batchnorm: false,
     };
     let task = match name {
         "linreg" => Task::Regression,
@@ -281,6 +282,7 @@ fn vgg_dropout_is_a_model_option() {
             name: "vgg16".into(),
             init: None,
             dropout: Some(dropout),
+            sync_batchnorm: false,
         };
         let inputs = Inputs {
             shape: IMAGE.to_vec(),

@@ -12,10 +12,11 @@
 //! momentum from a [`BatchNormMomentum`] shared by every layer of a model.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tch::{nn, Kind, Tensor};
 
+use crate::distributed::{all_reduce_sum, ProcessGroup};
 use crate::error::Result;
 
 /// PyTorch's default BatchNorm momentum.
@@ -23,9 +24,11 @@ pub const DEFAULT_MOMENTUM: f64 = 0.1;
 /// PyTorch's default BatchNorm epsilon.
 pub const DEFAULT_EPS: f64 = 1e-5;
 
-/// The momentum of a model's BatchNorm layers: [`DEFAULT_MOMENTUM`] unless
-/// overridden, as [`recompute_batchnorm`] does for the duration of a pass.
-/// Clones share the value.
+/// What a model's BatchNorm layers share: their momentum,
+/// [`DEFAULT_MOMENTUM`] unless overridden, as [`recompute_batchnorm`] does
+/// for the duration of a pass, and in a data-parallel run with synchronised
+/// statistics the process group they synchronise over
+/// ([`set_sync`](Self::set_sync)). Clones share both.
 ///
 /// ```
 /// use swalp_core::batchnorm::BatchNormMomentum;
@@ -41,6 +44,7 @@ pub struct BatchNormMomentum {
     /// The bits of the override; 0 (the bits of +0.0, never a useful
     /// momentum) when there is none.
     override_bits: Arc<AtomicU64>,
+    sync: Arc<Mutex<Option<Arc<ProcessGroup>>>>,
 }
 
 impl BatchNormMomentum {
@@ -56,6 +60,18 @@ impl BatchNormMomentum {
     pub fn set(&self, momentum: Option<f64>) {
         let bits = momentum.map_or(0, f64::to_bits);
         self.override_bits.store(bits, Ordering::Relaxed);
+    }
+
+    /// Makes the layers normalise, in training mode, with the statistics of
+    /// the whole batch across `group`'s ranks, as PyTorch's SyncBatchNorm
+    /// (`None`: each rank's own batch, the default).
+    pub fn set_sync(&self, group: Option<Arc<ProcessGroup>>) {
+        *self.sync.lock().unwrap_or_else(|p| p.into_inner()) = group;
+    }
+
+    /// The group the layers synchronise over, if any.
+    pub fn sync(&self) -> Option<Arc<ProcessGroup>> {
+        self.sync.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -125,6 +141,9 @@ impl BatchNorm {
             let _guard = tch::no_grad_guard();
             let _ = self.num_batches_tracked.shallow_clone().f_add_scalar_(1)?;
         }
+        if let Some(group) = self.momentum.sync().filter(|_| train) {
+            return self.f_synchronised(x, &group);
+        }
         Ok(Tensor::f_batch_norm(
             x,
             Some(&self.weight),
@@ -136,6 +155,77 @@ impl BatchNorm {
             DEFAULT_EPS,
             true,
         )?)
+    }
+}
+
+impl BatchNorm {
+    /// Training mode over the ranks' whole batch: the mean and the biased
+    /// variance of each channel from sums across the ranks (two passes, the
+    /// second over the centred values), differentiable through
+    /// [`all_reduce_sum`], and the running statistics updated with them as
+    /// `F.batch_norm` updates them (the variance made unbiased).
+    fn f_synchronised(&self, x: &Tensor, group: &Arc<ProcessGroup>) -> Result<Tensor> {
+        let size = x.size();
+        let channels = size.get(1).copied().unwrap_or(1);
+        let dims: Vec<i64> = (0..size.len() as i64).filter(|&d| d != 1).collect();
+        let shape: Vec<i64> = (0..size.len())
+            .map(|d| if d == 1 { channels } else { 1 })
+            .collect();
+        let count = (x.numel() as i64 / channels.max(1)) as f64;
+        // Sums in f64, so that splitting the batch costs no precision.
+        let local = Tensor::f_cat(
+            &[
+                x.f_sum_dim_intlist(dims.as_slice(), false, Kind::Double)?,
+                Tensor::f_full([1], count, (Kind::Double, x.device()))?,
+            ],
+            0,
+        )?;
+        let total = all_reduce_sum(group, &local, "all-reduce of BatchNorm sums")?;
+        // The count, on the host (a CPU tensor under Gloo).
+        let n = total.f_double_value(&[channels])?;
+        if n <= 1.0 {
+            return Err(tch::TchError::Torch(format!(
+                "Expected more than 1 value per channel when training, got input size {size:?} \
+                 on {} ranks",
+                group.world_size()
+            ))
+            .into());
+        }
+        let mean = total
+            .f_narrow(0, 0, channels)?
+            .f_div_scalar(n)?
+            .f_to_kind(x.kind())?;
+        let centred = x.f_sub(&mean.f_view(shape.as_slice())?)?;
+        let squares =
+            centred
+                .f_square()?
+                .f_sum_dim_intlist(dims.as_slice(), false, Kind::Double)?;
+        let var = all_reduce_sum(group, &squares, "all-reduce of BatchNorm squares")?
+            .f_div_scalar(n)?
+            .f_to_kind(x.kind())?;
+        let scale = var
+            .f_add_scalar(DEFAULT_EPS)?
+            .f_rsqrt()?
+            .f_mul(&self.weight)?
+            .f_view(shape.as_slice())?;
+        let y = centred
+            .f_mul(&scale)?
+            .f_add(&self.bias.f_view(shape.as_slice())?)?;
+        let _guard = tch::no_grad_guard();
+        let m = self.momentum.get();
+        let update = |running: &Tensor, batch: Tensor| -> Result<()> {
+            let blended = running
+                .f_mul_scalar(1.0 - m)?
+                .f_add(&batch.f_mul_scalar(m)?)?;
+            running.shallow_clone().f_copy_(&blended)?;
+            Ok(())
+        };
+        update(&self.running_mean, mean.f_detach()?)?;
+        update(
+            &self.running_var,
+            var.f_detach()?.f_mul_scalar(n / (n - 1.0))?,
+        )?;
+        Ok(y)
     }
 }
 
@@ -182,10 +272,30 @@ pub fn recompute_batchnorm<I, F>(
     vs: &nn::VarStore,
     momentum: &BatchNormMomentum,
     batches: I,
-    mut forward: F,
+    forward: F,
 ) -> Result<()>
 where
     I: IntoIterator<Item = Tensor>,
+    F: FnMut(&Tensor) -> Result<()>,
+{
+    let counted = batches.into_iter().map(|b| {
+        let size = b.size().first().copied().unwrap_or(1);
+        (b, size)
+    });
+    recompute_batchnorm_counted(vs, momentum, counted, forward)
+}
+
+/// [`recompute_batchnorm`] with each batch's weight in the average given:
+/// in a data-parallel run a rank sees its share of each batch, and the
+/// average must weigh the batch by its global size.
+pub fn recompute_batchnorm_counted<I, F>(
+    vs: &nn::VarStore,
+    momentum: &BatchNormMomentum,
+    batches: I,
+    mut forward: F,
+) -> Result<()>
+where
+    I: IntoIterator<Item = (Tensor, i64)>,
     F: FnMut(&Tensor) -> Result<()>,
 {
     let variables = vs.variables();
@@ -201,8 +311,7 @@ where
     }
     let result = (|| {
         let mut seen = 0i64;
-        for batch in batches {
-            let size = batch.size().first().copied().unwrap_or(1);
+        for (batch, size) in batches {
             momentum.set(Some(size as f64 / (seen + size) as f64));
             forward(&batch)?;
             seen += size;

@@ -157,6 +157,9 @@ pub enum Error {
     /// The CUDA backend failed (loading the driver or NVRTC, compiling or
     /// launching a kernel).
     Cuda(CudaError),
+    /// A collective of a data-parallel run failed inside a layer
+    /// (synchronised BatchNorm).
+    Distributed(crate::distributed::DistributedError),
 }
 
 impl Error {
@@ -194,6 +197,7 @@ impl fmt::Display for Error {
             Error::Matmul(msg) => write!(f, "matrix product: {msg}"),
             Error::State(msg) => f.write_str(msg),
             Error::Cuda(e) => write!(f, "CUDA backend: {e}"),
+            Error::Distributed(e) => e.fmt(f),
         }
     }
 }
@@ -204,8 +208,15 @@ impl std::error::Error for Error {
             Error::Spec(e) => Some(e),
             Error::Torch(e) => Some(e),
             Error::Cuda(e) => Some(e),
+            Error::Distributed(e) => Some(e),
             Error::Unsupported { .. } | Error::Hook(_) | Error::Matmul(_) | Error::State(_) => None,
         }
+    }
+}
+
+impl From<crate::distributed::DistributedError> for Error {
+    fn from(e: crate::distributed::DistributedError) -> Self {
+        Error::Distributed(e)
     }
 }
 

@@ -99,9 +99,46 @@ extern "C" {
     ) -> c_int;
 }
 
-type QuantizeFn =
+/// The C++ node's callback: maps the tensor (ownership passed) in
+/// direction 0 (forward) or 1 (backward, the incoming gradient).
+pub(crate) type QuantizeFn =
     extern "C" fn(*const c_void, c_int, *mut C_tensor, *mut c_char, usize) -> *mut C_tensor;
-type ReleaseFn = extern "C" fn(*const c_void);
+/// Releases the state the node holds.
+pub(crate) type ReleaseFn = extern "C" fn(*const c_void);
+
+/// `x` through the C++ node (`cpp/quant_hook.cpp`): `map` on the way
+/// forward and on the gradient flowing back, `state` (from
+/// `Arc::into_raw`, handed over) passed to both and released by `release`
+/// when the graph is freed. The quantization point and the differentiable
+/// all-reduce of synchronised BatchNorm ([`crate::distributed`]) are such
+/// nodes.
+///
+/// # Safety
+/// `state` must come from `Arc::into_raw` of the type `map` and `release`
+/// expect, with a reference the call takes over.
+pub(crate) unsafe fn apply_node(
+    state: *const c_void,
+    map: QuantizeFn,
+    release: ReleaseFn,
+    x: &Tensor,
+) -> std::result::Result<Tensor, String> {
+    let mut err = vec![0 as c_char; 1024];
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: `x` outlives the call; the C++ side takes over the reference
+    // and returns a new heap tensor on success.
+    let status = unsafe {
+        swalp_hook_apply(
+            state,
+            map,
+            release,
+            x.as_ptr(),
+            &mut out,
+            err.as_mut_ptr(),
+            err.len(),
+        )
+    };
+    take_from_cpp(status, out, &err)
+}
 
 extern "C" fn quantize_callback(
     hook: *const c_void,
@@ -308,23 +345,10 @@ impl QuantAct {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn f_forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut err = vec![0 as c_char; 1024];
-        let mut out: *mut C_tensor = std::ptr::null_mut();
         let hook = Arc::into_raw(Arc::clone(&self.hook)) as *const c_void;
-        // SAFETY: `x` outlives the call; the C++ side takes over the hook
-        // reference and returns a new heap tensor on success.
-        let status = unsafe {
-            swalp_hook_apply(
-                hook,
-                quantize_callback,
-                release_callback,
-                x.as_ptr(),
-                &mut out,
-                err.as_mut_ptr(),
-                err.len(),
-            )
-        };
-        take_from_cpp(status, out, &err).map_err(Error::Hook)
+        // SAFETY: a reference to an `Arc<QuantHook>`, which the callbacks
+        // expect.
+        unsafe { apply_node(hook, quantize_callback, release_callback, x) }.map_err(Error::Hook)
     }
 }
 

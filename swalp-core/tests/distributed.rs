@@ -171,3 +171,90 @@ fn a_rank_that_dies_fails_the_others_with_a_message() {
     println!("{e}");
     assert!(!e.to_string().contains('\n'));
 }
+
+/// Synchronised BatchNorm on two ranks, each with half of a batch (rows
+/// r, r + 2, ...), against libtorch's `batch_norm` on the whole batch in
+/// one process: the outputs, the input gradients, the summed parameter
+/// gradients and the running statistics.
+#[test]
+fn synchronised_batchnorm_is_batchnorm_over_the_whole_batch() {
+    use std::sync::Arc;
+    use swalp_core::batchnorm::{BatchNorm, BatchNormMomentum};
+    use swalp_core::tch::nn;
+
+    const NAME: &str = "synchronised_batchnorm_is_batchnorm_over_the_whole_batch";
+    if !is_worker(NAME) {
+        assert_all_succeeded(&ranks(NAME, 2, "60"));
+        return;
+    }
+    let group = Arc::new(join());
+    let rank = group.rank() as i64;
+    let opts = (Kind::Float, Device::Cpu);
+    swalp_core::tch::manual_seed(11);
+    // Channels of different scales and offsets (within what f32 holds
+    // well: an offset far above the spread costs any f32 BatchNorm,
+    // libtorch's included, the mean's last bits).
+    let x = Tensor::randn([10, 3, 4, 4], opts)
+        * Tensor::from_slice(&[1.0f32, 3.0, 0.5]).view([1, 3, 1, 1])
+        + Tensor::from_slice(&[0.0f32, 2.0, -1.0]).view([1, 3, 1, 1]);
+    let upstream = Tensor::randn([10, 3, 4, 4], opts);
+    let rows = Tensor::arange_start_step(rank, 10, 2, (Kind::Int64, Device::Cpu));
+
+    let layer = |sync: Option<Arc<ProcessGroup>>| {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let momentum = BatchNormMomentum::default();
+        momentum.set_sync(sync);
+        let bn = BatchNorm::new(vs.root() / "bn", 3, &momentum);
+        // Parameters other than 1 and 0, so that their gradients matter.
+        swalp_core::tch::no_grad(|| {
+            bn.weight
+                .shallow_clone()
+                .copy_(&Tensor::from_slice(&[0.5f32, 2.0, -1.0]));
+            bn.bias
+                .shallow_clone()
+                .copy_(&Tensor::from_slice(&[0.1f32, -0.2, 0.3]));
+        });
+        (vs, bn)
+    };
+    // One process, the whole batch.
+    let (_vs_one, one) = layer(None);
+    let x_one = x.copy().set_requires_grad(true);
+    let y_one = one
+        .f_forward_t(&x_one, true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (&y_one * &upstream).sum(Kind::Float).backward();
+    // This rank's half, synchronised.
+    let (_vs_two, two) = layer(Some(Arc::clone(&group)));
+    let x_two = x.index_select(0, &rows).set_requires_grad(true);
+    let y_two = two
+        .f_forward_t(&x_two, true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (&y_two * upstream.index_select(0, &rows))
+        .sum(Kind::Float)
+        .backward();
+
+    let close = |what: &str, got: &Tensor, want: &Tensor, tolerance: f64| {
+        let scale = want.abs().max().double_value(&[]).max(1e-30);
+        let diff = (got - want).abs().max().double_value(&[]) / scale;
+        assert!(diff <= tolerance, "{what}: relative difference {diff:e}");
+    };
+    close("output", &y_two, &y_one.index_select(0, &rows), 1e-6);
+    close(
+        "input gradient",
+        &x_two.grad(),
+        &x_one.grad().index_select(0, &rows),
+        1e-5,
+    );
+    for (what, mine, whole) in [
+        ("weight gradient", two.weight.grad(), one.weight.grad()),
+        ("bias gradient", two.bias.grad(), one.bias.grad()),
+    ] {
+        let summed = mine.copy();
+        group
+            .all_reduce_sum(&[summed.shallow_clone()], "test")
+            .unwrap_or_else(|e| panic!("{e}"));
+        close(what, &summed, &whole, 1e-5);
+    }
+    close("running mean", &two.running_mean, &one.running_mean, 1e-6);
+    close("running variance", &two.running_var, &one.running_var, 1e-5);
+}

@@ -14,8 +14,11 @@
 //!   optimizer, and with it the weight-gradient quantizer, runs. With equal
 //!   shards this is DistributedDataParallel's average of the ranks' gradients.
 //! - BatchNorm uses each rank's batch statistics, and its running
-//!   statistics are rank 0's, broadcast before every training forward pass,
-//!   as DDP's default `broadcast_buffers=True` does.
+//!   statistics are rank 0's, broadcast after every step (DDP's default
+//!   `broadcast_buffers=True` broadcasts them before the next forward pass:
+//!   the same numbers, with the ranks' states equal between steps), or,
+//!   with `model.sync_batchnorm`, the whole batch's statistics across the
+//!   ranks (PyTorch's SyncBatchNorm).
 //! - Evaluation splits the test set by rank and sums the losses and errors
 //!   across ranks; the passes that recompute BatchNorm statistics average
 //!   them across ranks.
@@ -97,7 +100,7 @@ impl DataParallel {
     }
 
     /// DDP's `broadcast_buffers`: rank 0's BatchNorm statistics to all,
-    /// before a training forward pass.
+    /// after a training step.
     pub(super) fn broadcast_buffers(&self) -> Result<(), ExperimentError> {
         if self.buffers.is_empty() {
             return Ok(());

@@ -35,7 +35,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use swalp_core::batchnorm::recompute_batchnorm;
+use swalp_core::batchnorm::recompute_batchnorm_counted;
 use swalp_core::distributed::ProcessGroup;
 use swalp_core::hook::SharedRng;
 use swalp_core::optim::{LowPrecision, Optimizer, SgdConfig};
@@ -463,7 +463,20 @@ impl<'a> Trainer<'a> {
             Some(group) => {
                 check_shards(exp, data.train_len(), group.world_size())?;
                 let params = tensors(by_name(LowPrecision::<SgdConfig>::trainable(&model.vs)));
-                let buffers = statistics(&model.vs);
+                // Synchronised BatchNorm keeps the ranks' statistics equal;
+                // otherwise rank 0's are broadcast before every step.
+                let synchronised = exp.model.sync_batchnorm;
+                for bn in [&model.batchnorm, &averaged.batchnorm]
+                    .into_iter()
+                    .flatten()
+                {
+                    bn.set_sync(synchronised.then(|| Arc::clone(&group)));
+                }
+                let buffers = if synchronised {
+                    Vec::new()
+                } else {
+                    statistics(&model.vs)
+                };
                 Some(DataParallel::new(group, &params, buffers)?)
             }
             None => None,
@@ -809,9 +822,6 @@ impl<'a> Trainer<'a> {
         &mut self,
         batch: &Batch,
     ) -> Result<(Tensor, Option<Tensor>), ExperimentError> {
-        if let Some(p) = &self.parallel {
-            p.broadcast_buffers()?;
-        }
         let n = batch.x.size()[0];
         let share = n as f64 / batch.global as f64;
         let (loss, wrong) = self.step_on(&batch.x, &batch.y, share)?;
@@ -831,6 +841,13 @@ impl<'a> Trainer<'a> {
             p.reduce_gradients(&sums)?;
         }
         self.optimizer.step()?;
+        // Each rank's forward pass updated its BatchNorm statistics with its
+        // own batch; all keep rank 0's, which DDP's `broadcast_buffers`
+        // hands out before the next forward pass (here at once, so the
+        // ranks' states stay equal between steps).
+        if let Some(p) = &self.parallel {
+            p.broadcast_buffers()?;
+        }
         let global_loss = sums.get(0).f_div_scalar(batch.global as f64)?;
         let global_wrong = match wrong {
             Some(_) => Some(
@@ -926,7 +943,10 @@ impl<'a> Trainer<'a> {
         );
         let mut b = 0u64;
         let _guard = tch::no_grad_guard();
-        recompute_batchnorm(&model.vs, momentum, batches.into_iter().map(|b| b.x), |x| {
+        // Each batch weighs as much as its global size, whatever this
+        // rank's share of it.
+        let counted = batches.into_iter().map(|b| (b.x, b.global));
+        recompute_batchnorm_counted(&model.vs, momentum, counted, |x| {
             tch::manual_seed(derived_seed(seed, STATS_DROPOUT, epoch, (which << 32) | b) as i64);
             b += 1;
             let _ = model.net.forward_t(x, true);

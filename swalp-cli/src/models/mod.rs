@@ -34,6 +34,11 @@ pub struct ModelSection {
     /// Dropout probability of the VGG models (the seed's 0.5 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f64>,
+    /// In a data-parallel run, normalise with the statistics of the whole
+    /// batch across the ranks (PyTorch's SyncBatchNorm) rather than each
+    /// rank's share; models with BatchNorm only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sync_batchnorm: bool,
 }
 
 /// A model that cannot be built as asked.
@@ -50,6 +55,11 @@ pub enum ModelError {
     },
     /// `model.dropout` for a model without dropout layers.
     NoDropout {
+        /// `model.name`.
+        model: String,
+    },
+    /// `model.sync_batchnorm` for a model without BatchNorm layers.
+    NoBatchNorm {
         /// `model.name`.
         model: String,
     },
@@ -71,6 +81,11 @@ impl fmt::Display for ModelError {
                 f,
                 "model.dropout applies to the VGG models, the ones with dropout layers; \
                  model.name = {model:?} has none"
+            ),
+            ModelError::NoBatchNorm { model } => write!(
+                f,
+                "model.sync_batchnorm applies to models with BatchNorm (vgg16bn, vgg19bn, \
+                 preresnet20, preresnet164); model.name = {model:?} has none"
             ),
         }
     }
@@ -163,7 +178,7 @@ pub fn build(
         let (c, k) = images()?;
         Ok(preresnet::build(depth, c, k, points, rng.clone(), device))
     };
-    match name {
+    let model = match name {
         "linreg" if classes.is_none() => Ok(linear::build(flat, 1, points, rng, device)),
         "linreg" => Err(mismatch("a regression data set")),
         "logreg" => Ok(linear::build(flat, classes_or()?, points, rng, device)),
@@ -183,5 +198,11 @@ pub fn build(
         "preresnet20" => resnet(20),
         "preresnet164" => resnet(164),
         other => Err(ModelError::UnknownName(other.to_string())),
+    }?;
+    if section.sync_batchnorm && model.batchnorm.is_none() {
+        return Err(ModelError::NoBatchNorm {
+            model: name.to_string(),
+        });
     }
+    Ok(model)
 }

@@ -12,6 +12,8 @@
 //! - [`ProcessGroup`] joins the group and runs all-reduce, broadcast and
 //!   barrier on tensors, every failure and timeout an
 //!   [`DistributedError`] naming the rank and the operation;
+//! - [`all_reduce_sum`] is a sum across ranks autograd differentiates,
+//!   for statistics that span the ranks (synchronised BatchNorm);
 //! - [`GradientBuckets`] flattens a model's gradients into a few buffers, so
 //!   a step makes a few collectives rather than one per parameter, as
 //!   DistributedDataParallel's buckets do.
@@ -19,10 +21,12 @@
 //! This module owns the communication; what data-parallel training does with
 //! it (sharding, which state is reduced when) belongs to the trainer.
 
+mod autograd;
 mod buckets;
 mod group;
 mod rendezvous;
 
+pub use autograd::all_reduce_sum;
 pub use buckets::GradientBuckets;
 pub use group::{Backend, ProcessGroup};
 pub use rendezvous::{Launcher, Rendezvous};

@@ -19,8 +19,8 @@ pub enum Launcher {
 ///
 /// ```
 /// use swalp_core::distributed::{Launcher, Rendezvous};
-/// let vars = [("SLURM_PROCID", "1"), ("SLURM_NTASKS", "4"), ("SLURM_LOCALID", "1"),
-///             ("SLURM_JOB_NODELIST", "gpu[07-08]"), ("SLURM_JOB_ID", "4242")];
+/// let vars = [("SLURM_PROCID", "1"), ("SLURM_STEP_NUM_TASKS", "4"), ("SLURM_LOCALID", "1"),
+///             ("SLURM_STEP_NODELIST", "gpu[07-08]"), ("SLURM_JOB_ID", "4242")];
 /// let r = Rendezvous::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
 ///     .unwrap()
 ///     .unwrap();
@@ -59,6 +59,12 @@ fn slurm_port(job_id: u64) -> u16 {
 impl Rendezvous {
     /// Reads the process's environment: `None` for a lone process (no
     /// launcher variables, or a group of one).
+    ///
+    /// Under Slurm a group is the tasks of an `srun` step
+    /// (`SLURM_STEP_NUM_TASKS`, which only `srun` sets; the same as the
+    /// job's `SLURM_NTASKS` for a job of one step): a batch script's own
+    /// process, outside `srun`, is a lone process whatever the job's task
+    /// count, since no other rank would ever join it.
     pub fn from_env() -> Result<Option<Rendezvous>, DistributedError> {
         Rendezvous::from_vars(|k| std::env::var(k).ok())
     }
@@ -95,20 +101,30 @@ impl Rendezvous {
                 launcher: Launcher::Torchrun,
             }));
         }
-        if var("SLURM_PROCID").is_some() {
-            let world_size = number(&var, "SLURM_NTASKS", "a positive whole number")?;
+        if var("SLURM_PROCID").is_some() && var("SLURM_STEP_NUM_TASKS").is_some() {
+            let world_size = number(&var, "SLURM_STEP_NUM_TASKS", "a positive whole number")?;
             if world_size <= 1 {
                 return Ok(None);
             }
-            let rank = number(&var, "SLURM_PROCID", "a whole number below SLURM_NTASKS")?;
+            let rank = number(
+                &var,
+                "SLURM_PROCID",
+                "a whole number below the step's tasks",
+            )?;
             check_rank("SLURM_PROCID", rank, world_size)?;
             let local_rank = number(&var, "SLURM_LOCALID", "a whole number")?;
             let master_addr = match var("MASTER_ADDR") {
                 Some(a) => a,
                 None => {
-                    let list = required(&var, "SLURM_JOB_NODELIST", "Slurm's node list")?;
+                    // The step's first node runs task 0.
+                    let variable = if var("SLURM_STEP_NODELIST").is_some() {
+                        "SLURM_STEP_NODELIST"
+                    } else {
+                        "SLURM_JOB_NODELIST"
+                    };
+                    let list = required(&var, variable, "Slurm's node list")?;
                     first_node(&list).ok_or(DistributedError::Environment {
-                        variable: "SLURM_JOB_NODELIST",
+                        variable,
                         value: list,
                         expected: "a node list such as `node[01-04]`",
                     })?
@@ -259,8 +275,15 @@ mod tests {
         assert_eq!(Rendezvous::from_vars(vars(&[])).unwrap(), None);
         let one = [("RANK", "0"), ("WORLD_SIZE", "1")];
         assert_eq!(Rendezvous::from_vars(vars(&one)).unwrap(), None);
-        let one_task = [("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")];
+        let one_task = [("SLURM_PROCID", "0"), ("SLURM_STEP_NUM_TASKS", "1")];
         assert_eq!(Rendezvous::from_vars(vars(&one_task)).unwrap(), None);
+        // A batch script's process outside srun, in a job of four tasks.
+        let batch = [
+            ("SLURM_PROCID", "0"),
+            ("SLURM_NTASKS", "4"),
+            ("SLURM_JOB_NODELIST", "n[1-2]"),
+        ];
+        assert_eq!(Rendezvous::from_vars(vars(&batch)).unwrap(), None);
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub enum Error {
     Cuda(CudaError),
     /// A collective of a data-parallel run failed inside a layer
     /// (synchronised BatchNorm).
-    Distributed(crate::distributed::DistributedError),
+    Distributed(DistributedError),
 }
 
 impl Error {
@@ -214,8 +214,8 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<crate::distributed::DistributedError> for Error {
-    fn from(e: crate::distributed::DistributedError) -> Self {
+impl From<DistributedError> for Error {
+    fn from(e: DistributedError) -> Self {
         Error::Distributed(e)
     }
 }
@@ -369,5 +369,134 @@ mod tests {
             Some("symmetric".into())
         );
         assert_eq!(closest("banana", ["wl", "fl"]), None);
+    }
+}
+
+/// What went wrong setting up or using a process group
+/// (the `distributed` module).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DistributedError {
+    /// A launcher variable is missing or malformed.
+    Environment {
+        /// The variable.
+        variable: &'static str,
+        /// Its value (empty when missing).
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// Joining the group failed (the store could not be reached, a rank did
+    /// not arrive within the timeout, the backend could not start).
+    Join {
+        /// This process's rank.
+        rank: usize,
+        /// The group's size.
+        world_size: usize,
+        /// Where the store was.
+        address: String,
+        /// What c10d said.
+        message: String,
+    },
+    /// A collective failed or timed out (a rank died or stopped answering).
+    Collective {
+        /// This process's rank.
+        rank: usize,
+        /// The group's size.
+        world_size: usize,
+        /// The collective, such as "all-reduce of the gradients".
+        operation: String,
+        /// What c10d said.
+        message: String,
+    },
+    /// Another rank failed at a stage every rank goes through together
+    /// (`ProcessGroup::agree`); its own message says why.
+    PeerFailed {
+        /// This process's rank.
+        rank: usize,
+        /// The group's size.
+        world_size: usize,
+        /// The stage.
+        stage: String,
+    },
+    /// Tensors that cannot take part in a collective as given.
+    Tensors(String),
+}
+
+impl fmt::Display for DistributedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DistributedError::Environment {
+                variable,
+                value,
+                expected,
+            } if value.is_empty() => write!(f, "{variable} is not set; it must be {expected}"),
+            DistributedError::Environment {
+                variable,
+                value,
+                expected,
+            } => write!(f, "{variable}={value:?}: it must be {expected}"),
+            DistributedError::Join {
+                rank,
+                world_size,
+                address,
+                message,
+            } => write!(
+                f,
+                "rank {rank} of {world_size} could not join the process group at {address}: {}",
+                one_line(message)
+            ),
+            DistributedError::Collective {
+                rank,
+                world_size,
+                operation,
+                message,
+            } => write!(
+                f,
+                "rank {rank} of {world_size}: {operation} failed (another rank may have stopped): {}",
+                one_line(message)
+            ),
+            DistributedError::PeerFailed {
+                rank,
+                world_size,
+                stage,
+            } => write!(
+                f,
+                "rank {rank} of {world_size}: another rank failed {stage} (its own message says why)"
+            ),
+            DistributedError::Tensors(message) => write!(f, "{message}"),
+        }
+    }
+}
+
+impl std::error::Error for DistributedError {}
+
+/// c10d's messages span lines (a C++ backtrace follows the first) and
+/// Gloo's start with its source location (`[/pytorch/third_party/gloo/...]`):
+/// the first line, without it, says what happened.
+fn one_line(message: &str) -> &str {
+    let first = message.lines().next().unwrap_or("").trim();
+    match first
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once("] "))
+    {
+        Some((location, said)) if location.contains(".cc:") || location.contains(".cpp:") => {
+            said.trim()
+        }
+        _ => first,
+    }
+}
+
+#[cfg(test)]
+mod distributed_tests {
+    use super::one_line;
+
+    #[test]
+    fn messages_keep_their_first_line_without_a_source_location() {
+        assert_eq!(
+            one_line("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:538] Read error [127.0.0.1]:432: Connection reset by peer\nException raised from ..."),
+            "Read error [127.0.0.1]:432: Connection reset by peer"
+        );
+        assert_eq!(one_line("Timed out\nbacktrace"), "Timed out");
+        assert_eq!(one_line("[rank 1] gone"), "[rank 1] gone");
     }
 }

@@ -470,6 +470,13 @@ impl fmt::Display for DistributedError {
 
 impl std::error::Error for DistributedError {}
 
+/// libtorch failing on a collective's tensors (making, copying them).
+impl From<tch::TchError> for DistributedError {
+    fn from(e: tch::TchError) -> Self {
+        DistributedError::Tensors(e.to_string())
+    }
+}
+
 /// c10d's messages span lines (a C++ backtrace follows the first) and
 /// Gloo's start with its source location (`[/pytorch/third_party/gloo/...]`):
 /// the first line, without it, says what happened.

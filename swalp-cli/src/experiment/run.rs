@@ -113,7 +113,7 @@ fn evaluate(
     let n = x.size()[0];
     // Each rank evaluates its share of the examples; the sums are added
     // across ranks.
-    let (x, y_shard) = match parallel {
+    let (shard_x, shard_y) = match parallel {
         Some(p) => {
             let rows: Vec<i64> = (0..n).collect();
             let rows = Tensor::from_slice(&shard(&rows, p.rank(), p.world_size()));
@@ -121,15 +121,14 @@ fn evaluate(
         }
         None => (x.shallow_clone(), y.shallow_clone()),
     };
-    let (x, shard_y) = (&x, &y_shard);
-    let local = x.size()[0];
+    let local = shard_x.size()[0];
     let zero = |kind| Tensor::zeros([], (kind, device));
     let (mut loss, mut wrong, mut residual) =
         (zero(Kind::Double), zero(Kind::Int64), zero(Kind::Double));
     let mut start = 0;
     while start < local {
         let len = EVAL_CHUNK.min(local - start);
-        let xb = x.narrow(0, start, len).to_device(device);
+        let xb = shard_x.narrow(0, start, len).to_device(device);
         let yb = shard_y.narrow(0, start, len).to_device(device);
         let output = model.net.forward_t(&xb, false);
         let _ = loss.f_add_(&(task.loss(&output, &yb).f_to_kind(Kind::Double)? * len as f64))?;
@@ -143,9 +142,8 @@ fn evaluate(
         }
         start += len;
     }
-    let mut sums = Tensor::f_stack(&[loss, wrong.f_to_kind(Kind::Double)?, residual], 0)?;
+    let sums = Tensor::f_stack(&[loss, wrong.f_to_kind(Kind::Double)?, residual], 0)?;
     if let Some(p) = parallel {
-        sums = sums.f_contiguous()?;
         p.sum(&sums, "all-reduce of the evaluation's sums")?;
     }
     let [loss, wrong, residual] = host::read_array(&sums)?;

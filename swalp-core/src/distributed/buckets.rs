@@ -70,8 +70,7 @@ impl GradientBuckets {
                         member
                     })
                     .collect();
-                let flat = Tensor::f_zeros([offset], (kind, device))
-                    .map_err(|e| DistributedError::Tensors(e.to_string()))?;
+                let flat = Tensor::f_zeros([offset], (kind, device))?;
                 Ok(Bucket { flat, members })
             })
             .collect::<Result<_, DistributedError>>()?;
@@ -99,7 +98,7 @@ impl GradientBuckets {
                 } else {
                     slot.f_zero_().map(|_| ())
                 };
-                done.map_err(|e| DistributedError::Tensors(e.to_string()))?;
+                done?;
             }
         }
         Ok(())
@@ -114,8 +113,7 @@ impl GradientBuckets {
                 let mut grad = p.grad();
                 if grad.defined() {
                     let slot = bucket.flat.narrow(0, *offset, *n).view_as(&grad);
-                    grad.f_copy_(&slot)
-                        .map_err(|e| DistributedError::Tensors(e.to_string()))?;
+                    grad.f_copy_(&slot)?;
                 }
             }
         }

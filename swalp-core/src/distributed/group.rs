@@ -173,13 +173,10 @@ impl ProcessGroup {
     /// that cannot go on stops the others at once rather than after the
     /// timeout. Every rank must call it at the same stage.
     pub fn agree(&self, failed_here: bool, stage: &str) -> Result<(), DistributedError> {
-        let flag = Tensor::f_from_slice(&[f32::from(u8::from(failed_here))])
-            .and_then(|t| t.f_to_device(self.device()))
-            .map_err(|e| DistributedError::Tensors(e.to_string()))?;
+        let flag = Tensor::f_from_slice(&[f32::from(u8::from(failed_here))])?
+            .f_to_device(self.device())?;
         self.all_reduce_sum(&[flag.shallow_clone()], stage)?;
-        let failed = flag
-            .f_double_value(&[0])
-            .map_err(|e| DistributedError::Tensors(e.to_string()))?;
+        let failed = flag.f_double_value(&[0])?;
         if failed > 0.0 && !failed_here {
             return Err(DistributedError::PeerFailed {
                 rank: self.rank,
@@ -198,21 +195,11 @@ impl ProcessGroup {
         tensors: &[Tensor],
         operation: &str,
     ) -> Result<(), DistributedError> {
-        self.check(tensors)?;
-        let ptrs: Vec<*const C_tensor> = tensors.iter().map(Tensor::as_ptr).collect();
-        let mut err = [0 as c_char; ERR_LEN];
-        // SAFETY: the tensors outlive the call, which waits for the work.
-        let status = unsafe {
-            swalp_group_all_reduce(
-                self.raw,
-                ptrs.as_ptr(),
-                ptrs.len(),
-                0,
-                err.as_mut_ptr(),
-                ERR_LEN,
-            )
-        };
-        self.outcome(status, &err, operation)
+        // SAFETY: the shim's contract: `n` tensors behind `ptrs`, `err` of
+        // `len` bytes.
+        self.on_tensors(tensors, operation, |ptrs, n, err, len| unsafe {
+            swalp_group_all_reduce(self.raw, ptrs, n, 0, err, len)
+        })
     }
 
     /// Copies rank `root`'s tensors into every rank's, in place.
@@ -222,20 +209,25 @@ impl ProcessGroup {
         root: usize,
         operation: &str,
     ) -> Result<(), DistributedError> {
+        // SAFETY: as in `all_reduce_sum`.
+        self.on_tensors(tensors, operation, |ptrs, n, err, len| unsafe {
+            swalp_group_broadcast(self.raw, ptrs, n, root as c_int, err, len)
+        })
+    }
+
+    /// Runs a shim collective on `tensors`, checked first, with an error
+    /// buffer for its message.
+    fn on_tensors(
+        &self,
+        tensors: &[Tensor],
+        operation: &str,
+        collective: impl FnOnce(*const *const C_tensor, usize, *mut c_char, usize) -> c_int,
+    ) -> Result<(), DistributedError> {
         self.check(tensors)?;
         let ptrs: Vec<*const C_tensor> = tensors.iter().map(Tensor::as_ptr).collect();
         let mut err = [0 as c_char; ERR_LEN];
-        // SAFETY: as in `all_reduce_sum`.
-        let status = unsafe {
-            swalp_group_broadcast(
-                self.raw,
-                ptrs.as_ptr(),
-                ptrs.len(),
-                root as c_int,
-                err.as_mut_ptr(),
-                ERR_LEN,
-            )
-        };
+        // The tensors outlive the call, which waits for the work.
+        let status = collective(ptrs.as_ptr(), ptrs.len(), err.as_mut_ptr(), ERR_LEN);
         self.outcome(status, &err, operation)
     }
 

@@ -82,6 +82,20 @@ start = 1
 lr = 0.02
 "#;
 
+/// Stochastic rounding at every point, the gradients on the wire in 6-bit
+/// block floating point (blocks of 32 along the flat bucket), and SWALP
+/// averaging: every generator a run has, the ranks' own included.
+const STOCHASTIC_WITH_COMMUNICATION: &str = r#"
+[quant]
+default = { format = "float", exp = 5, man = 2, rounding = "stochastic" }
+communication = { format = "bfp", wl = 6, block = { size = 32, dim = 0 }, rounding = "stochastic" }
+[schedule]
+name = "swalp"
+[swa]
+start = 1
+lr = 0.02
+"#;
+
 fn free_port() -> u16 {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
@@ -432,7 +446,8 @@ fn lines(path: &Path) -> usize {
 fn a_killed_rank_stops_the_other_and_the_run_resumes_exactly() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let exp = root.path().join("mlp.toml");
-    let text = mlp("", 12).replace("check_replicas_every = 1", "check_replicas_every = 0");
+    let text = mlp(STOCHASTIC_WITH_COMMUNICATION, 12)
+        .replace("check_replicas_every = 1", "check_replicas_every = 0");
     std::fs::write(&exp, text).unwrap_or_else(|e| panic!("{e}"));
     let whole = root.path().join("whole");
     let whole_s = whole.to_string_lossy().into_owned();
@@ -484,8 +499,70 @@ fn a_killed_rank_stops_the_other_and_the_run_resumes_exactly() {
     );
     assert_eq!(a["final"], b["final"]);
     assert_eq!(b["world_size"], 2);
-    assert_eq!(
-        std::fs::read(whole.join("model_sgd.safetensors")).ok(),
-        std::fs::read(broken.join("model_sgd.safetensors")).ok()
+    for model in ["model_sgd.safetensors", "model_swa.safetensors"] {
+        assert_eq!(
+            std::fs::read(whole.join(model)).ok(),
+            std::fs::read(broken.join(model)).ok(),
+            "{model}"
+        );
+    }
+
+    // One process cannot continue what two ranks trained.
+    let alone = cli_rank(&exp, &["--resume", &whole_s], None, 0);
+    let out = alone.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("the run was trained by 2 ranks and is resumed by 1 process"),
+        "{said}"
+    );
+}
+
+/// Gradients on the wire in low precision: a run with
+/// `quant.communication` trains the same on a second try, bit for bit
+/// (each rank's draws and the shared ones depend on the seed, the step and
+/// the rank alone) and differently from the run without it, with the ranks
+/// equal after every step; one process warns that it has nothing to
+/// communicate.
+#[test]
+fn communication_in_low_precision_trains_reproducibly() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let with = root.path().join("with.toml");
+    let without = root.path().join("without.toml");
+    let text = mlp(STOCHASTIC_WITH_COMMUNICATION, 2);
+    std::fs::write(&with, &text).unwrap_or_else(|e| panic!("{e}"));
+    let plain: String = text
+        .lines()
+        .filter(|l| !l.starts_with("communication"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&without, plain).unwrap_or_else(|e| panic!("{e}"));
+    let dir = |name: &str| root.path().join(name).to_string_lossy().into_owned();
+    let (a, b, c) = (dir("a"), dir("b"), dir("c"));
+    succeeded(&both_ranks(&with, &["--out", &a]));
+    succeeded(&both_ranks(&with, &["--out", &b]));
+    succeeded(&both_ranks(&without, &["--out", &c]));
+    let result = |d: &str| read_json(&Path::new(d).join("result.json"));
+    assert_eq!(result(&a)["final"], result(&b)["final"]);
+    for model in ["model_sgd.safetensors", "model_swa.safetensors"] {
+        let bytes = |d: &str| std::fs::read(Path::new(d).join(model)).ok();
+        assert!(bytes(&a).is_some(), "{model}");
+        assert_eq!(bytes(&a), bytes(&b), "{model}");
+        assert_ne!(bytes(&a), bytes(&c), "{model}");
+    }
+    let (ta, tc) = (
+        &result(&a)["final"]["sgd"]["test_loss"],
+        &result(&c)["final"]["sgd"]["test_loss"],
+    );
+    println!("test loss with 6-bit BFP gradients on the wire {ta}, without {tc}");
+    assert_ne!(ta, tc);
+
+    let alone = cli_rank(&with, &["--out", &dir("d")], None, 0);
+    let out = alone.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    succeeded(std::slice::from_ref(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("warning: quant.communication rounds the gradients ranks exchange"),
+        "{said}"
     );
 }

@@ -129,6 +129,7 @@ impl FromStr for QuantPoint {
 pub struct PointConfig {
     quantizers: [Option<Quantizer>; 6],
     matmul: LayerArithmetic,
+    communication: Option<Quantizer>,
 }
 
 impl PointConfig {
@@ -228,6 +229,35 @@ impl PointConfig {
         self
     }
 
+    /// The format gradients travel in between the ranks of a data-parallel
+    /// run (the `communication` key): each rank's contribution is rounded
+    /// to it before the all-reduce and the sum after it. It never inherits
+    /// `default`, which describes the arithmetic of one device; absent, the
+    /// gradients travel in f32.
+    ///
+    /// ```
+    /// use swalp_core::points::PointConfig;
+    /// # use swalp_formats as _;
+    /// let table: toml::Table = toml::from_str(r#"
+    ///     default = { format = "fixed", wl = 8, fl = 6 }
+    ///     communication = { format = "bfp", wl = 8, block = { size = 32, dim = 0 } }
+    /// "#)?;
+    /// let points = PointConfig::from_table(&table)?;
+    /// assert_eq!(points.communication().unwrap().format().name(), "bfp");
+    /// let table: toml::Table = toml::from_str(r#"default = { format = "fixed", wl = 8, fl = 6 }"#)?;
+    /// assert!(PointConfig::from_table(&table)?.communication().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn communication(&self) -> Option<&Quantizer> {
+        self.communication.as_ref()
+    }
+
+    /// Returns this configuration with `quantizer` for communication.
+    pub fn with_communication(mut self, quantizer: Option<Quantizer>) -> Self {
+        self.communication = quantizer;
+        self
+    }
+
     /// True when no point is quantized and layers compute exactly.
     ///
     /// ```
@@ -235,7 +265,9 @@ impl PointConfig {
     /// assert!(PointConfig::full_precision().with(QuantPoint::Weight, None).is_full_precision());
     /// ```
     pub fn is_full_precision(&self) -> bool {
-        self.quantizers.iter().all(Option::is_none) && self.matmul.is_exact()
+        self.quantizers.iter().all(Option::is_none)
+            && self.matmul.is_exact()
+            && self.communication.is_none()
     }
 
     /// Builds the configuration from a table of specs (see the type docs).
@@ -254,7 +286,8 @@ impl PointConfig {
             Some(toml::Value::Table(t)) => Some(t),
             Some(v) => return Err(crate::spec::invalid("default", v, "a spec table")),
         };
-        for key in table.keys().filter(|k| *k != "default" && *k != "matmul") {
+        const OWN_KEYS: [&str; 3] = ["default", "matmul", "communication"];
+        for key in table.keys().filter(|k| !OWN_KEYS.contains(&k.as_str())) {
             key.parse::<QuantPoint>().map_err(|e| match e {
                 SpecError::UnknownKey {
                     key,
@@ -262,8 +295,7 @@ impl PointConfig {
                     suggestion,
                     ..
                 } => {
-                    allowed.push("default".into());
-                    allowed.push("matmul".into());
+                    allowed.extend(OWN_KEYS.iter().map(|k| k.to_string()));
                     SpecError::UnknownKey {
                         context: "quant".into(),
                         key,
@@ -293,6 +325,20 @@ impl PointConfig {
                 .transpose()?;
             config.set(point, quantizer);
         }
+        config.communication = match table.get("communication") {
+            None => None,
+            Some(toml::Value::String(s)) if s == "none" => None,
+            Some(toml::Value::Table(t)) => Some(
+                Quantizer::from_spec(t).map_err(|e| prefix_key(e, "communication"))?,
+            ),
+            Some(v) => {
+                return Err(crate::spec::invalid(
+                    "communication",
+                    v,
+                    "a spec table such as { format = \"bfp\", wl = 8, block = { size = 32, dim = 0 } } or \"none\"",
+                ))
+            }
+        };
         config.matmul = match table.get("matmul") {
             None => LayerArithmetic::default(),
             Some(toml::Value::Table(t)) => LayerArithmetic::from_table(t)?,

@@ -258,3 +258,110 @@ fn synchronised_batchnorm_is_batchnorm_over_the_whole_batch() {
     close("running mean", &two.running_mean, &one.running_mean, 1e-6);
     close("running variance", &two.running_var, &one.running_var, 1e-5);
 }
+
+/// `quant.communication`'s reduction on two ranks: each rank's buckets are
+/// rounded with draws of its own, summed exactly and the sum rounded with
+/// draws every rank shares, Q(Q₀(a) + Q₁(b)), bucket after bucket; the
+/// gradients that come back are that sum, bit for bit, on both ranks.
+#[test]
+fn communication_rounds_each_contribution_and_the_sum() {
+    use swalp_core::distributed::Communication;
+    use swalp_core::{QuantRng, Quantizer};
+    use swalp_formats as _;
+
+    const NAME: &str = "communication_rounds_each_contribution_and_the_sum";
+    if !is_worker(NAME) {
+        assert_all_succeeded(&ranks(NAME, 2, "60"));
+        return;
+    }
+    let group = join();
+    let rank = group.rank();
+    let quantizer: Quantizer =
+        r#"format = "bfp", wl = 6, block = { size = 16, dim = 0 }, rounding = "stochastic""#
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+    let opts = (Kind::Float, Device::Cpu);
+    // Rank r's gradients, which every rank can make: both ranks compute
+    // the expected sum from both contributions.
+    let model = |r: usize| -> (Vec<Tensor>, GradientBuckets) {
+        swalp_core::tch::manual_seed(100 + r as i64);
+        let params: Vec<Tensor> = [vec![40, 3], vec![3], vec![300], vec![2, 2]]
+            .into_iter()
+            .map(|shape| Tensor::zeros(shape, opts).set_requires_grad(true))
+            .collect();
+        for p in &params {
+            (p * Tensor::randn(p.size(), opts))
+                .sum(Kind::Float)
+                .backward();
+        }
+        // 512-byte buckets: three of them.
+        let buckets = GradientBuckets::new(&params, 512).unwrap_or_else(|e| panic!("{e}"));
+        (params, buckets)
+    };
+    let seed_of_rank = |r: usize| 1000 + r as u64;
+    const SHARED: u64 = 7;
+    let contributions: Vec<Vec<Tensor>> = (0..2)
+        .map(|r| {
+            let (_, mut b) = model(r);
+            b.gather().unwrap_or_else(|e| panic!("{e}"));
+            let mut rng = QuantRng::new(seed_of_rank(r));
+            b.buffers()
+                .iter()
+                .map(|x| {
+                    quantizer
+                        .quantize(x, &mut rng)
+                        .unwrap_or_else(|e| panic!("{e}"))
+                })
+                .collect()
+        })
+        .collect();
+    let mut shared = QuantRng::new(SHARED);
+    let expected: Vec<Tensor> = (0..contributions[0].len())
+        .map(|k| {
+            let sum = &contributions[0][k] + &contributions[1][k];
+            quantizer
+                .quantize(&sum, &mut shared)
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    assert_eq!(expected.len(), 3);
+
+    let (params, mut buckets) = model(rank);
+    let (mut mine, mut sum) = (QuantRng::new(seed_of_rank(rank)), QuantRng::new(SHARED));
+    let extra = Tensor::from_slice(&[rank as f64 + 1.0]);
+    buckets
+        .all_reduce_sum(
+            &group,
+            &[extra.shallow_clone()],
+            Some(Communication {
+                quantizer: &quantizer,
+                contribution: &mut mine,
+                sum: &mut sum,
+            }),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    // One stream per bucket from each generator.
+    assert_eq!((mine.streams_used(), sum.streams_used()), (3, 3));
+    // The extra tensors are summed exactly.
+    assert_eq!(extra.double_value(&[0]), 3.0);
+    // The gradients that came back are the expected sums.
+    let mut back = GradientBuckets::new(&params, 512).unwrap_or_else(|e| panic!("{e}"));
+    back.gather().unwrap_or_else(|e| panic!("{e}"));
+    for (k, (got, want)) in back.buffers().iter().zip(&expected).enumerate() {
+        assert!(got.equal(want), "bucket {k}: {got} against {want}");
+    }
+    // The contributions were rounded with different draws: with rank 0's
+    // draws for both, the sum differs.
+    let mut same = QuantRng::new(seed_of_rank(0));
+    let (_, mut other) = model(1);
+    other.gather().unwrap_or_else(|e| panic!("{e}"));
+    let alike = other.buffers()[2].shallow_clone();
+    let with_rank_0_draws = quantizer
+        .quantize(&alike, &mut {
+            let _ = same.next_stream();
+            let _ = same.next_stream();
+            same
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!with_rank_0_draws.equal(&contributions[1][2]));
+}

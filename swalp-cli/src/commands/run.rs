@@ -35,6 +35,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> Result<(), CliError> {
     // made from the clock, is never used).
     let group = experiment::join_from_env(&exp)?;
     let prints = group.as_ref().map_or(true, |g| g.rank() == 0);
+    if group.is_none() && exp.points().communication().is_some() {
+        eprintln!(
+            "warning: quant.communication rounds the gradients ranks exchange; \
+             this run is one process, so it trains without it (launch it with \
+             torchrun or srun for several)"
+        );
+    }
     let (dir, claim) = match (&args.resume, &args.out) {
         (Some(dir), _) => (dir.clone(), Claim::Resume),
         (None, Some(dir)) if args.overwrite => (dir.clone(), Claim::Overwrite),

@@ -14,13 +14,29 @@ use super::ExperimentError;
 use crate::models::{self, weights, Inputs, Model};
 
 /// What a run trains: the model, the model the average is evaluated in, the
-/// optimizer, the average (when SWA is on) and the quantizers' generator.
+/// optimizer, the average (when SWA is on) and the quantizers' generators.
 pub(super) struct Parts {
     pub model: Model,
     pub averaged: Model,
     pub optimizer: Box<dyn Optimizer>,
     pub swa: Option<Swa>,
+    /// The optimizer's and the average's generator.
     pub rng: SharedRng,
+    /// The models' own points' generator (activations, errors, products):
+    /// `rng` itself, or with [`Generators::PerRank`] one of its own.
+    pub points_rng: SharedRng,
+}
+
+/// Which generators the quantizers draw from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Generators {
+    /// One for everything, as a single process draws.
+    One,
+    /// The models' points draw from a generator apart from the optimizer's
+    /// and the average's: a data-parallel rank reseeds it with its rank
+    /// (each rank rounds its own examples with draws of its own), while the
+    /// replicated state's roundings draw alike on every rank.
+    PerRank,
 }
 
 /// Builds `exp`'s [`Parts`] for `inputs` on `device`. Initial weights come
@@ -29,10 +45,15 @@ pub(super) fn parts(
     exp: &Experiment,
     inputs: &Inputs,
     device: Device,
+    generators: Generators,
 ) -> Result<Parts, ExperimentError> {
     let points = exp.points();
     let rng = shared_rng(exp.experiment.seed);
-    let model = models::build(&exp.model, inputs, points, rng.clone(), device)?;
+    let points_rng = match generators {
+        Generators::One => rng.clone(),
+        Generators::PerRank => shared_rng(exp.experiment.seed),
+    };
+    let model = models::build(&exp.model, inputs, points, points_rng.clone(), device)?;
     // Before the optimizer, whose accumulators copy the initial weights.
     if let Some(path) = &exp.model.init {
         weights::load(&model, path)?;
@@ -42,7 +63,13 @@ pub(super) fn parts(
     } else {
         PointConfig::full_precision()
     };
-    let averaged = models::build(&exp.model, inputs, &averaged_points, rng.clone(), device)?;
+    let averaged = models::build(
+        &exp.model,
+        inputs,
+        &averaged_points,
+        points_rng.clone(),
+        device,
+    )?;
     let mut quant = OptimQuantizers::from_points(points);
     quant.grad_scale = exp.optim.grad_scale;
     let optimizer = optimizer(exp, &model, quant, rng.clone());
@@ -56,6 +83,7 @@ pub(super) fn parts(
         optimizer,
         swa,
         rng,
+        points_rng,
     })
 }
 

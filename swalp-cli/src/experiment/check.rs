@@ -87,7 +87,8 @@ fn trial_step(exp: &Experiment, shape: &data::DataShape) -> Result<(), Experimen
         mut optimizer,
         mut swa,
         rng,
-    } = build::parts(exp, &inputs, device)?;
+        ..
+    } = build::parts(exp, &inputs, device, build::Generators::One)?;
     let n = TRIAL_BATCH
         .min(exp.train.batch_size as i64)
         .min(shape.train_len);

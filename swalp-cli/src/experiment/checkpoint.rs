@@ -60,6 +60,17 @@ pub struct Position {
     /// (`train.on_nonfinite = "continue"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub divergence: Option<Divergence>,
+    /// The ranks of the data-parallel run (1 for one process): a run
+    /// resumes only with as many, since the sharding of every batch and
+    /// each rank's draws depend on it.
+    #[serde(default = "one_process")]
+    pub world_size: u64,
+}
+
+/// The world size of a checkpoint written before world sizes were
+/// recorded: every such run was one process.
+fn one_process() -> u64 {
+    1
 }
 
 /// A loaded checkpoint.

@@ -49,6 +49,13 @@ pub enum ResumeProblem {
         /// `train.epochs` given.
         asked: u64,
     },
+    /// The run was trained by another number of ranks.
+    WorldSize {
+        /// The ranks that trained it.
+        was: u64,
+        /// The ranks resuming it.
+        now: u64,
+    },
 }
 
 /// What is wrong with a checkpoint.
@@ -240,6 +247,15 @@ impl ExperimentError {
     }
 }
 
+/// "1 process" or "N ranks".
+fn processes(n: u64) -> String {
+    if n == 1 {
+        "1 process".into()
+    } else {
+        format!("{n} ranks")
+    }
+}
+
 impl fmt::Display for ExperimentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -281,6 +297,13 @@ impl fmt::Display for ExperimentError {
                         f,
                         "--resume {dir}: the run has done {done} epochs but train.epochs = \
                          {asked}; give train.epochs >= {done}"
+                    ),
+                    ResumeProblem::WorldSize { was, now } => write!(
+                        f,
+                        "--resume {dir}: the run was trained by {} and is resumed by {}; \
+                         resume it with {was} (each global batch is split by rank)",
+                        processes(*was),
+                        processes(*now)
                     ),
                 }
             }

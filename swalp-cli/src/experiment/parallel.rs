@@ -29,8 +29,9 @@
 
 use std::sync::Arc;
 
-use swalp_core::distributed::{Backend, GradientBuckets, ProcessGroup, Rendezvous};
+use swalp_core::distributed::{Backend, Communication, GradientBuckets, ProcessGroup, Rendezvous};
 use swalp_core::tch::{self, Kind, Tensor};
+use swalp_core::{QuantRng, Quantizer};
 
 use super::{build, Experiment, ExperimentError};
 
@@ -64,6 +65,8 @@ pub(super) struct DataParallel {
     buckets: GradientBuckets,
     /// The model's variables that are not trained (BatchNorm statistics).
     buffers: Vec<Tensor>,
+    /// The format gradients travel in (`quant.communication`).
+    communication: Option<Quantizer>,
 }
 
 impl DataParallel {
@@ -72,12 +75,14 @@ impl DataParallel {
         group: Arc<ProcessGroup>,
         params: &[Tensor],
         buffers: Vec<Tensor>,
+        communication: Option<Quantizer>,
     ) -> Result<Self, ExperimentError> {
         let buckets = GradientBuckets::new(params, GradientBuckets::DEFAULT_CAP_BYTES)?;
         Ok(DataParallel {
             group,
             buckets,
             buffers,
+            communication,
         })
     }
 
@@ -114,14 +119,22 @@ impl DataParallel {
 
     /// Sums the gradients across ranks, and with them the step's `sums`
     /// (a tensor of per-rank totals: loss × examples, errors), in the same
-    /// round of collectives.
-    pub(super) fn reduce_gradients(&mut self, sums: &Tensor) -> Result<(), ExperimentError> {
-        self.buckets.gather()?;
-        let mut tensors = self.buckets.buffers();
-        tensors.push(sums.shallow_clone());
-        self.group
-            .all_reduce_sum(&tensors, "all-reduce of the gradients")?;
-        self.buckets.scatter()?;
+    /// round of collectives. Under `quant.communication` each rank's
+    /// contribution is rounded with draws from `contribution` (this rank's
+    /// own) and the sum with draws from `sum` (the same on every rank).
+    pub(super) fn reduce_gradients(
+        &mut self,
+        sums: &Tensor,
+        contribution: &mut QuantRng,
+        sum: &mut QuantRng,
+    ) -> Result<(), ExperimentError> {
+        let communication = self.communication.as_ref().map(|quantizer| Communication {
+            quantizer,
+            contribution,
+            sum,
+        });
+        self.buckets
+            .all_reduce_sum(&self.group, &[sums.shallow_clone()], communication)?;
         Ok(())
     }
 

@@ -217,6 +217,12 @@ fn derived_seed(seed: u64, purpose: u64, epoch: u64, batch: u64) -> u64 {
     (u64::from(stream.bits(epoch)) << 32) | u64::from(stream.bits(batch ^ (1 << 40)))
 }
 
+/// A seed for one purpose at one position of the run on one rank of a
+/// data-parallel run, apart from every rank's and from one process's.
+fn rank_seed(seed: u64, purpose: u64, at: u64, pass: u64, rank: usize) -> u64 {
+    derived_seed(seed, purpose, at, pass | ((rank as u64 + 1) << 48))
+}
+
 const SHUFFLE: u64 = 1;
 const AUGMENT: u64 = 2;
 const DROPOUT: u64 = 3;
@@ -225,6 +231,14 @@ const DROPOUT: u64 = 3;
 const STATS_SHUFFLE: u64 = 4;
 const STATS_AUGMENT: u64 = 5;
 const STATS_DROPOUT: u64 = 6;
+/// The roundings of gradients travelling between ranks.
+const COMMUNICATION: u64 = 7;
+/// A data-parallel rank's draws at its models' points (activations,
+/// errors, products) in a training step, a statistics pass and an
+/// evaluation.
+const POINTS: u64 = 8;
+const STATS_POINTS: u64 = 9;
+const EVAL_POINTS: u64 = 10;
 
 /// Which model a statistics pass is for.
 #[derive(Clone, Copy, Debug)]
@@ -417,6 +431,9 @@ struct Trainer<'a> {
     swa: Option<Swa>,
     schedule: LrSchedule,
     rng: SharedRng,
+    /// The models' points' generator: `rng` in a single process; a
+    /// data-parallel rank's own, reseeded from its rank before each pass.
+    points_rng: SharedRng,
     position: Position,
     /// The newest checkpoint written or resumed from.
     last_checkpoint: Option<PathBuf>,
@@ -439,13 +456,18 @@ impl<'a> Trainer<'a> {
             shape: data.input_shape(),
             task: data.task,
         };
+        let generators = match group {
+            Some(_) => build::Generators::PerRank,
+            None => build::Generators::One,
+        };
         let build::Parts {
             model,
             averaged,
             optimizer,
             swa,
             rng,
-        } = build::parts(exp, &inputs, device)?;
+            points_rng,
+        } = build::parts(exp, &inputs, device, generators)?;
         let position = Position {
             epoch: 0,
             batch: 0,
@@ -456,6 +478,7 @@ impl<'a> Trainer<'a> {
             swa_count: 0,
             history: Vec::new(),
             divergence: None,
+            world_size: group.as_ref().map_or(1, |g| g.world_size() as u64),
         };
         let parallel = match group {
             Some(group) => {
@@ -475,7 +498,8 @@ impl<'a> Trainer<'a> {
                 } else {
                     statistics(&model.vs)
                 };
-                Some(DataParallel::new(group, &params, buffers)?)
+                let communication = exp.points().communication().cloned();
+                Some(DataParallel::new(group, &params, buffers, communication)?)
             }
             None => None,
         };
@@ -489,6 +513,7 @@ impl<'a> Trainer<'a> {
             swa,
             schedule: exp.schedule()?,
             rng,
+            points_rng,
             position,
             last_checkpoint: None,
             run_dir: run_dir.into(),
@@ -501,6 +526,18 @@ impl<'a> Trainer<'a> {
         self.parallel
             .as_ref()
             .map_or((0, 1), |p| (p.rank(), p.world_size()))
+    }
+
+    /// Seeds a data-parallel rank's points' generator for one pass, from
+    /// the pass and the rank, so that each rank rounds its own examples
+    /// with draws of its own and a resumed run draws what an uninterrupted
+    /// one does. A single process keeps one generator throughout.
+    fn reseed_points(&self, purpose: u64, at: u64, pass: u64) {
+        let Some(p) = &self.parallel else {
+            return;
+        };
+        let seed = rank_seed(self.exp.experiment.seed, purpose, at, pass, p.rank());
+        *self.points_rng.lock().unwrap_or_else(|e| e.into_inner()) = QuantRng::new(seed);
     }
 
     /// Whether this process writes the run directory (rank 0).
@@ -609,6 +646,16 @@ impl<'a> Trainer<'a> {
                 p.history.len(),
                 p.epoch
             )));
+        }
+        let world_size = self.ranks().1 as u64;
+        if p.world_size != world_size {
+            return Err(ExperimentError::Resume {
+                run_dir: self.run_dir.clone(),
+                problem: ResumeProblem::WorldSize {
+                    was: p.world_size,
+                    now: world_size,
+                },
+            });
         }
         if p.epoch > self.exp.train.epochs {
             return Err(ExperimentError::Resume {
@@ -822,6 +869,7 @@ impl<'a> Trainer<'a> {
     ) -> Result<(Tensor, Option<Tensor>), ExperimentError> {
         let n = batch.x.size()[0];
         let share = n as f64 / batch.global as f64;
+        self.reseed_points(POINTS, self.position.steps, 0);
         let (loss, wrong) = self.step_on(&batch.x, &batch.y, share)?;
         // This rank's loss × examples and errors, summed with the gradients.
         let sums = tch::no_grad(|| -> Result<Tensor, ExperimentError> {
@@ -836,7 +884,13 @@ impl<'a> Trainer<'a> {
             Ok(Tensor::f_stack(&[loss_sum, errors], 0)?)
         })?;
         if let Some(p) = &mut self.parallel {
-            p.reduce_gradients(&sums)?;
+            // Counter-based draws: a function of the step and the rank, so
+            // a resumed run draws what an uninterrupted one does.
+            let (seed, step) = (self.exp.experiment.seed, self.position.steps);
+            let mut mine =
+                QuantRng::new(derived_seed(seed, COMMUNICATION, step, p.rank() as u64 + 1));
+            let mut shared = QuantRng::new(derived_seed(seed, COMMUNICATION, step, 0));
+            p.reduce_gradients(&sums, &mut mine, &mut shared)?;
         }
         self.optimizer.step()?;
         // Each rank's forward pass updated its BatchNorm statistics with its
@@ -906,7 +960,8 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    fn evaluate(&self, model: &Model) -> Result<Evaluation, ExperimentError> {
+    fn evaluate(&self, model: &Model, which: Which) -> Result<Evaluation, ExperimentError> {
+        self.reseed_points(EVAL_POINTS, self.position.epoch, which as u64);
         evaluate(
             model,
             self.data.task,
@@ -940,12 +995,16 @@ impl<'a> Trainer<'a> {
             self.ranks(),
         );
         let mut b = 0u64;
+        // Each rank its own dropout masks (rank 0 those of one process).
+        let rank_bits = (self.ranks().0 as u64) << 48;
         let _guard = tch::no_grad_guard();
         // Each batch weighs as much as its global size, whatever this
         // rank's share of it.
         let counted = batches.into_iter().map(|b| (b.x, b.global));
         recompute_batchnorm_counted(&model.vs, momentum, counted, |x| {
-            tch::manual_seed(derived_seed(seed, STATS_DROPOUT, epoch, (which << 32) | b) as i64);
+            let pass = (which << 32) | b;
+            tch::manual_seed(derived_seed(seed, STATS_DROPOUT, epoch, pass | rank_bits) as i64);
+            self.reseed_points(STATS_POINTS, epoch, pass);
             b += 1;
             let _ = model.net.forward_t(x, true);
             Ok(())
@@ -962,7 +1021,7 @@ impl<'a> Trainer<'a> {
     /// statistics as the seed does before every evaluation.
     fn evaluate_iterate(&self) -> Result<Evaluation, ExperimentError> {
         self.recompute_statistics(&self.model, Which::Sgd)?;
-        self.evaluate(&self.model)
+        self.evaluate(&self.model, Which::Sgd)
     }
 
     /// Loads the average into the averaged model, recomputes its BatchNorm
@@ -973,7 +1032,7 @@ impl<'a> Trainer<'a> {
         };
         swa.copy_to(&self.averaged.vs)?;
         self.recompute_statistics(&self.averaged, Which::Average)?;
-        self.evaluate(&self.averaged).map(Some)
+        self.evaluate(&self.averaged, Which::Average).map(Some)
     }
 }
 
@@ -1393,4 +1452,37 @@ fn train(
     }
     observers.finished(&result);
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fraction of the first 4096 draws two seeds' first streams share.
+    fn shared_draws(a: u64, b: u64) -> f64 {
+        let (a, b) = (
+            QuantRng::new(a).next_stream(),
+            QuantRng::new(b).next_stream(),
+        );
+        (0..4096u64).filter(|&i| a.bits(i) == b.bits(i)).count() as f64 / 4096.0
+    }
+
+    #[test]
+    fn each_rank_draws_its_own_bits_and_the_same_on_a_second_try() {
+        let (seed, at, pass) = (3, 17, 0);
+        let ranks: Vec<u64> = (0..4)
+            .map(|r| rank_seed(seed, POINTS, at, pass, r))
+            .collect();
+        for (i, &a) in ranks.iter().enumerate() {
+            assert_eq!(a, rank_seed(seed, POINTS, at, pass, i));
+            // Apart from one process's draws and from the other ranks'.
+            assert!(shared_draws(a, derived_seed(seed, POINTS, at, pass)) < 0.01);
+            for &b in &ranks[i + 1..] {
+                assert!(shared_draws(a, b) < 0.01, "ranks {i} and another");
+            }
+            // And from the same rank's next step, and another purpose's.
+            assert!(shared_draws(a, rank_seed(seed, POINTS, at + 1, pass, i)) < 0.01);
+            assert!(shared_draws(a, rank_seed(seed, EVAL_POINTS, at, pass, i)) < 0.01);
+        }
+    }
 }

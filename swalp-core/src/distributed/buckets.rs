@@ -2,7 +2,28 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::DistributedError;
+use super::{DistributedError, ProcessGroup};
+use crate::error::Result;
+use crate::quantizer::Quantizer;
+use crate::rng::QuantRng;
+
+/// Gradients that travel in low precision: each rank's bucket is rounded
+/// to `quantizer` before the all-reduce, with draws from `contribution`
+/// (a generator of this rank's own), and the summed bucket after it, with
+/// draws from `sum` (the same generator on every rank, so that the ranks
+/// keep equal gradients). The buckets draw from them in turn.
+///
+/// The reduction between the two roundings is exact (f32): a model of a
+/// reduce-then-broadcast in which the wire and the result are narrow,
+/// rather than of a ring that rounds every partial sum.
+pub struct Communication<'a> {
+    /// The format on the wire.
+    pub quantizer: &'a Quantizer,
+    /// Draws for this rank's contribution.
+    pub contribution: &'a mut QuantRng,
+    /// Draws for the sum, the same on every rank.
+    pub sum: &'a mut QuantRng,
+}
 
 /// The parameters whose gradients share one flat buffer.
 struct Bucket {
@@ -104,6 +125,34 @@ impl GradientBuckets {
         Ok(())
     }
 
+    /// Sums the gradients across `group`'s ranks, in low precision when
+    /// `communication` says so, and `extra` tensors (summed exactly) in the
+    /// same round of collectives.
+    pub fn all_reduce_sum(
+        &mut self,
+        group: &ProcessGroup,
+        extra: &[Tensor],
+        communication: Option<Communication<'_>>,
+    ) -> Result<()> {
+        self.gather()?;
+        let buffers = self.buffers();
+        let mut communication = communication;
+        if let Some(c) = communication.as_mut() {
+            round_in_place(&buffers, c.quantizer, c.contribution)?;
+        }
+        let mut tensors = buffers
+            .iter()
+            .map(Tensor::shallow_clone)
+            .collect::<Vec<_>>();
+        tensors.extend(extra.iter().map(Tensor::shallow_clone));
+        group.all_reduce_sum(&tensors, "all-reduce of the gradients")?;
+        if let Some(c) = communication.as_mut() {
+            round_in_place(&buffers, c.quantizer, c.sum)?;
+        }
+        self.scatter()?;
+        Ok(())
+    }
+
     /// Copies the buffers back into the gradients (of the parameters that
     /// have one).
     pub fn scatter(&mut self) -> Result<(), DistributedError> {
@@ -119,4 +168,14 @@ impl GradientBuckets {
         }
         Ok(())
     }
+}
+
+/// Rounds each buffer to `quantizer` in place, one stream of `rng` each.
+fn round_in_place(buffers: &[Tensor], quantizer: &Quantizer, rng: &mut QuantRng) -> Result<()> {
+    let _guard = tch::no_grad_guard();
+    for b in buffers {
+        let rounded = quantizer.quantize(b, rng)?;
+        b.shallow_clone().f_copy_(&rounded)?;
+    }
+    Ok(())
 }

@@ -27,7 +27,7 @@ mod group;
 mod rendezvous;
 
 pub use autograd::all_reduce_sum;
-pub use buckets::GradientBuckets;
+pub use buckets::{Communication, GradientBuckets};
 pub use group::{Backend, ProcessGroup};
 pub use rendezvous::{Launcher, Rendezvous};
 

@@ -92,6 +92,14 @@ pub struct SweepArgs {
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
 
+    /// Ranks of each run (data-parallel, as torchrun or srun would start
+    /// them): locally N processes on localhost, each on its own GPU when
+    /// there are GPUs; with Slurm, N tasks (--ntasks=N, one GPU each when
+    /// the experiment's device is "cuda") started by srun.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub ranks_per_run: u16,
+
     /// Print the runs and do nothing.
     #[arg(long)]
     pub dry_run: bool,

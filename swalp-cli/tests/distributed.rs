@@ -507,6 +507,53 @@ fn a_killed_rank_stops_the_other_and_the_run_resumes_exactly() {
         );
     }
 
+    // SIGTERM to both ranks, as torchrun forwards it: every rank stops
+    // after the step rank 0 stops after, rank 0 writes its checkpoint, and
+    // the run resumes to the uninterrupted result.
+    let stopped = root.path().join("stopped");
+    let stopped_s = stopped.to_string_lossy().into_owned();
+    let port = free_port();
+    let ranks: Vec<Child> = (0..2)
+        .map(|r| cli_rank(&exp, &["--out", &stopped_s], Some(r), port))
+        .collect();
+    let started = Instant::now();
+    while lines(&stopped.join("metrics.jsonl")) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for rank in &ranks {
+        let sent = Command::new("kill")
+            .args(["-TERM", &rank.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(sent.success());
+    }
+    let outs: Vec<Output> = ranks
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    for (rank, out) in outs.iter().enumerate() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            outs[0].status.code(),
+            "rank {rank}: {said}"
+        );
+        assert!(
+            said.contains("interrupted; checkpoint written"),
+            "rank {rank}: {said}"
+        );
+    }
+    assert!(
+        lines(&stopped.join("metrics.jsonl")) < 12,
+        "not interrupted"
+    );
+    succeeded(&both_ranks(&exp, &["--resume", &stopped_s]));
+    assert_eq!(
+        read_json(&stopped.join("result.json"))["final"],
+        read_json(&whole.join("result.json"))["final"]
+    );
+
     // One process cannot continue what two ranks trained.
     let alone = cli_rank(&exp, &["--resume", &whole_s], None, 0);
     let out = alone.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
@@ -565,4 +612,50 @@ fn communication_in_low_precision_trains_reproducibly() {
         said.contains("warning: quant.communication rounds the gradients ranks exchange"),
         "{said}"
     );
+}
+
+/// `sweep --ranks-per-run 2`: each run of the sweep is two ranks on
+/// localhost, which train what `swalp-cli run` under two ranks trains.
+#[test]
+fn a_sweep_runs_each_run_on_two_ranks() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let exp = root.path().join("mlp.toml");
+    std::fs::write(&exp, mlp(STOCHASTIC_WITH_COMMUNICATION, 1)).unwrap_or_else(|e| panic!("{e}"));
+    let sweep = root.path().join("sweep");
+    let output = Command::new(env!("CARGO_BIN_EXE_swalp-cli"))
+        .arg("sweep")
+        .arg(&exp)
+        .args([
+            "--seeds",
+            "5,6",
+            "--ranks-per-run",
+            "2",
+            "--jobs",
+            "1",
+            "--out",
+        ])
+        .arg(&sweep)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    succeeded(std::slice::from_ref(&output));
+    let direct = root.path().join("direct");
+    let text = mlp(STOCHASTIC_WITH_COMMUNICATION, 1).replace("seed = 3", "seed = 6");
+    let exp6 = root.path().join("mlp6.toml");
+    std::fs::write(&exp6, text).unwrap_or_else(|e| panic!("{e}"));
+    succeeded(&both_ranks(&exp6, &["--out", &direct.to_string_lossy()]));
+    let (a, b) = (
+        read_json(&sweep.join("base/seed-6/result.json")),
+        read_json(&direct.join("result.json")),
+    );
+    assert_eq!(a["world_size"], 2);
+    assert_eq!(a["final"], b["final"]);
+    assert_eq!(
+        read_json(&sweep.join("base/seed-5/result.json"))["world_size"],
+        2
+    );
+    // Rank 0 alone reported into the run's log.
+    let log = std::fs::read_to_string(sweep.join("base/seed-6/log.txt"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(log.matches("sweep task").count(), 1, "{log}");
+    assert!(log.contains(", 2 ranks"), "{log}");
 }

@@ -262,6 +262,41 @@ fn sweeps_run_as_slurm_job_arrays_and_survive_requeue() {
     // Rank 0 alone printed the result.
     let printed = String::from_utf8_lossy(&output.stdout);
     assert_eq!(printed.matches("outputs in").count(), 1, "{printed}");
+
+    // 4. `sweep --ranks-per-run 2`: each array element is two tasks started
+    //    by srun, and trains what the local executor's two ranks train.
+    let ranked = |dir: &Path, executor: &str| {
+        cluster.swalp(&[
+            "sweep",
+            mlp.to_str().unwrap(),
+            "--seeds",
+            "4",
+            "--out",
+            dir.to_str().unwrap(),
+            "--executor",
+            executor,
+            "--ranks-per-run",
+            "2",
+        ])
+    };
+    let on_slurm = tmp.path().join("ranked-slurm");
+    let output = ranked(&on_slurm, "slurm");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let script_text = std::fs::read_to_string(on_slurm.join("sweep.sbatch")).unwrap();
+    assert!(script_text.contains("#SBATCH --ntasks=2"), "{script_text}");
+    assert!(
+        script_text.contains("srun --kill-on-bad-exit=1 "),
+        "{script_text}"
+    );
+    let local = tmp.path().join("ranked-local");
+    let output = ranked(&local, "local");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let result = |dir: &Path| -> Value {
+        let text = std::fs::read_to_string(dir.join("base/seed-4/result.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    assert_eq!(result(&on_slurm)["world_size"], 2);
+    assert_eq!(result(&on_slurm)["final"], result(&local)["final"]);
 }
 
 fn digits() -> PathBuf {

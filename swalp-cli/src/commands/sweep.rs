@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cli::{ExecutorArg, ReportArgs, ReportFormat, SweepAction, SweepArgs, SweepTaskArgs};
@@ -39,11 +39,12 @@ pub fn run(args: &SweepArgs, out: &mut dyn Write) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::write(dir, &e))?;
     let _lock = lock_sweep(dir)?;
     plan.write(dir, args.force)?;
-    let jobs = args.jobs.unwrap_or_else(default_jobs).max(1);
+    let ranks = usize::from(args.ranks_per_run);
+    let jobs = args.jobs.unwrap_or_else(|| default_jobs(ranks)).max(1);
     match args.executor {
-        ExecutorArg::Local => run_local(dir, &plan, jobs)?,
+        ExecutorArg::Local => run_local(dir, &plan, jobs, ranks)?,
         ExecutorArg::Slurm => {
-            let submitted = slurm::submit(dir, &plan, jobs)?;
+            let submitted = slurm::submit(dir, &plan, jobs, ranks)?;
             let Some(job) = submitted else {
                 writeln!(out, "every run of the sweep is done").map_err(CliError::Stdout)?;
                 return finish(dir, out);
@@ -117,8 +118,10 @@ fn lock_sweep(dir: &Path) -> Result<File, CliError> {
         })
 }
 
-fn default_jobs() -> usize {
-    swalp_core::tch::Cuda::device_count().max(1) as usize
+/// As many runs at once as the GPUs hold, each on `ranks` of them; one
+/// without GPUs.
+fn default_jobs(ranks: usize) -> usize {
+    (swalp_core::tch::Cuda::device_count().max(0) as usize / ranks).max(1)
 }
 
 /// Writes the report, prints the table, and fails when runs failed.
@@ -138,18 +141,41 @@ fn finish(dir: &Path, out: &mut dyn Write) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A task started by the local executor.
+/// A run started by the local executor: one process, or one per rank.
 struct Running {
     index: usize,
-    child: Child,
+    ranks: Vec<Child>,
     started: Instant,
-    gpu: Option<usize>,
+    gpus: Vec<usize>,
 }
 
-/// Runs the sweep's unfinished runs as child processes, `jobs` at once,
-/// each on its own GPU when there are GPUs, with one progress line.
-fn run_local(dir: &Path, plan: &Plan, jobs: usize) -> Result<(), CliError> {
+impl Running {
+    /// `None` while a rank runs; then the run's outcome: the first failed
+    /// rank's status, else success.
+    fn finished(&mut self) -> Result<Option<ExitStatus>, CliError> {
+        let mut statuses = Vec::new();
+        for child in &mut self.ranks {
+            match child.try_wait() {
+                Ok(Some(status)) => statuses.push(status),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(CliError::Internal(format!("waiting for a task: {e}"))),
+            }
+        }
+        let failed = statuses.iter().find(|s| !s.success());
+        Ok(failed.or(statuses.first()).copied())
+    }
+}
+
+/// Runs the sweep's unfinished runs as child processes, `jobs` runs at
+/// once of `ranks` processes each, each process on its own GPU when there
+/// are GPUs, with one progress line.
+fn run_local(dir: &Path, plan: &Plan, jobs: usize, ranks: usize) -> Result<(), CliError> {
     let gpus = swalp_core::tch::Cuda::device_count().max(0) as usize;
+    if gpus > 0 && ranks > gpus {
+        return Err(CliError::Usage(format!(
+            "--ranks-per-run {ranks} needs {ranks} GPUs, one a rank; this machine has {gpus}"
+        )));
+    }
     let mut queue: Vec<usize> = plan
         .runs
         .iter()
@@ -166,17 +192,14 @@ fn run_local(dir: &Path, plan: &Plan, jobs: usize) -> Result<(), CliError> {
     loop {
         while running.len() < jobs {
             let Some(index) = queue.pop() else { break };
-            let free_gpu = (gpus > 0).then(|| {
-                (0..gpus)
-                    .find(|g| running.iter().all(|r| r.gpu != Some(*g)))
-                    .unwrap_or(0)
-            });
-            let child = spawn_task(dir, plan, index, free_gpu)?;
+            let busy: Vec<usize> = running.iter().flat_map(|r| r.gpus.clone()).collect();
+            let free = free_gpus(gpus, &busy, ranks);
+            let children = spawn_task(dir, plan, index, &free, ranks)?;
             running.push(Running {
                 index,
-                child,
+                ranks: children,
                 started: Instant::now(),
-                gpu: free_gpu,
+                gpus: free,
             });
         }
         if running.is_empty() {
@@ -185,24 +208,22 @@ fn run_local(dir: &Path, plan: &Plan, jobs: usize) -> Result<(), CliError> {
         std::thread::sleep(Duration::from_millis(200));
         let mut still = Vec::new();
         for mut task in running {
-            match task.child.try_wait() {
-                Ok(None) => still.push(task),
-                Ok(Some(status)) => {
-                    durations.push(task.started.elapsed());
-                    if status.success() {
-                        done += 1;
-                    } else {
-                        failed += 1;
-                        let run = &plan.runs[task.index];
-                        progress.note(&format!(
-                            "run {} failed (exit {}): {}",
-                            run.dir.display(),
-                            status.code().map_or("signal".into(), |c| c.to_string()),
-                            last_log_line(&dir.join(&run.dir))
-                        ));
-                    }
-                }
-                Err(e) => return Err(CliError::Internal(format!("waiting for a task: {e}"))),
+            let Some(status) = task.finished()? else {
+                still.push(task);
+                continue;
+            };
+            durations.push(task.started.elapsed());
+            if status.success() {
+                done += 1;
+            } else {
+                failed += 1;
+                let run = &plan.runs[task.index];
+                progress.note(&format!(
+                    "run {} failed (exit {}): {}",
+                    run.dir.display(),
+                    status.code().map_or("signal".into(), |c| c.to_string()),
+                    last_log_line(&dir.join(&run.dir))
+                ));
             }
         }
         running = still;
@@ -217,42 +238,82 @@ fn run_local(dir: &Path, plan: &Plan, jobs: usize) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `ranks` of the machine's `gpus` GPUs for a run, those no run uses
+/// (`busy`) first; none without GPUs.
+fn free_gpus(gpus: usize, busy: &[usize], ranks: usize) -> Vec<usize> {
+    if gpus == 0 {
+        return Vec::new();
+    }
+    let (free, taken): (Vec<usize>, Vec<usize>) = (0..gpus).partition(|g| !busy.contains(g));
+    free.into_iter().chain(taken).take(ranks).collect()
+}
+
 /// Starts `swalp-cli sweep-task DIR INDEX` with its output appended to the
-/// run's log; it stops (with a checkpoint) if this process dies.
+/// run's log, as one process or as `ranks` ranks on localhost with the
+/// variables torchrun sets (and its one libtorch thread a rank unless
+/// `OMP_NUM_THREADS` says otherwise); each stops (with a checkpoint) if
+/// this process dies. The run sees `gpus` as its devices, rank r the r-th.
 fn spawn_task(
     dir: &Path,
     plan: &Plan,
     index: usize,
-    gpu: Option<usize>,
-) -> Result<Child, CliError> {
+    gpus: &[usize],
+    ranks: usize,
+) -> Result<Vec<Child>, CliError> {
     let run_dir = dir.join(&plan.runs[index].dir);
     std::fs::create_dir_all(&run_dir).map_err(|e| CliError::write(&run_dir, &e))?;
     let log_path = run_dir.join(LOG);
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| CliError::write(&log_path, &e))?;
-    let err_log = log
-        .try_clone()
-        .map_err(|e| CliError::write(&log_path, &e))?;
     let exe = std::env::current_exe().map_err(|e| CliError::Internal(e.to_string()))?;
-    let mut command = Command::new(exe);
-    command
-        .arg("sweep-task")
-        .arg(absolute(dir))
-        .arg(index.to_string())
-        .current_dir(&plan.workdir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err_log);
-    if let Some(gpu) = gpu {
-        command.env("CUDA_VISIBLE_DEVICES", gpu.to_string());
+    let port = if ranks > 1 { Some(free_port()?) } else { None };
+    let mut children = Vec::new();
+    for rank in 0..ranks {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| CliError::write(&log_path, &e))?;
+        let err_log = log
+            .try_clone()
+            .map_err(|e| CliError::write(&log_path, &e))?;
+        let mut command = Command::new(&exe);
+        command
+            .arg("sweep-task")
+            .arg(absolute(dir))
+            .arg(index.to_string())
+            .current_dir(&plan.workdir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log);
+        if !gpus.is_empty() {
+            let visible: Vec<String> = gpus.iter().map(usize::to_string).collect();
+            command.env("CUDA_VISIBLE_DEVICES", visible.join(","));
+        }
+        if let Some(port) = port {
+            command
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("WORLD_SIZE", ranks.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string());
+            if std::env::var_os("OMP_NUM_THREADS").is_none() {
+                command.env("OMP_NUM_THREADS", "1");
+            }
+        }
+        stop_with_parent(&mut command);
+        let child = command
+            .spawn()
+            .map_err(|e| CliError::Internal(format!("starting a sweep task: {e}")))?;
+        children.push(child);
     }
-    stop_with_parent(&mut command);
-    command
-        .spawn()
-        .map_err(|e| CliError::Internal(format!("starting a sweep task: {e}")))
+    Ok(children)
+}
+
+/// A TCP port free on localhost now, for a run's rendezvous.
+fn free_port() -> Result<u16, CliError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| CliError::Internal(format!("finding a free port for a run's ranks: {e}")))
 }
 
 /// Linux: the task receives SIGTERM (and checkpoints) when the sweep
@@ -391,17 +452,29 @@ pub fn task(args: &SweepTaskArgs) -> Result<(), CliError> {
     let plan = Plan::read(&args.dir)?;
     let run = plan.run(args.index)?;
     let exp = Experiment::parse(&run.config, &args.dir.join(sweep::MANIFEST), &[])?;
+    // One rank of the run under `--ranks-per-run` (the executor sets
+    // torchrun's variables, or srun Slurm's); rank 0 alone reports.
+    let group = experiment::join_from_env(&exp)?;
+    let reports = group.as_ref().map_or(true, |g| g.rank() == 0);
     let mut observers = experiment::file_observers(&exp);
     observers.extend(super::observers::terminal(&exp));
-    eprintln!(
-        "sweep task {} ({}), pid {}",
-        args.index,
-        run.dir.display(),
-        std::process::id()
-    );
-    match sweep::run_task(&args.dir, args.index, observers)? {
-        sweep::TaskOutcome::AlreadyDone => eprintln!("already done"),
-        sweep::TaskOutcome::Finished(_) => eprintln!("finished"),
+    if reports {
+        eprintln!(
+            "sweep task {} ({}), pid {}{}",
+            args.index,
+            run.dir.display(),
+            std::process::id(),
+            group
+                .as_ref()
+                .map_or(String::new(), |g| format!(", {} ranks", g.world_size()))
+        );
+    }
+    let outcome = sweep::run_task(&args.dir, args.index, group, observers)?;
+    if reports {
+        match outcome {
+            sweep::TaskOutcome::AlreadyDone => eprintln!("already done"),
+            sweep::TaskOutcome::Finished(_) => eprintln!("finished"),
+        }
     }
     Ok(())
 }

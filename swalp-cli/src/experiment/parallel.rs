@@ -104,6 +104,17 @@ impl DataParallel {
         copy_back(variables, &contiguous)
     }
 
+    /// Rank 0's decision after a step (its observers, the only ones, saw
+    /// Ctrl-C or SIGTERM, or asked to stop) for every rank, so that all
+    /// stop after the same step and rank 0's checkpoint is the run's.
+    pub(super) fn stop_with_rank_0(&self, stop: bool) -> Result<bool, ExperimentError> {
+        // A CPU scalar, so reading it never waits for a device.
+        let flag = Tensor::from_slice(&[u8::from(stop)]);
+        self.group
+            .broadcast(&[flag.shallow_clone()], 0, "broadcast of whether to stop")?;
+        Ok(flag.int64_value(&[0]) != 0)
+    }
+
     /// DDP's `broadcast_buffers`: rank 0's BatchNorm statistics to all,
     /// after a training step.
     pub(super) fn broadcast_buffers(&self) -> Result<(), ExperimentError> {

@@ -823,7 +823,11 @@ impl<'a> Trainer<'a> {
                     report.wrong = Some(read.wrong as u64);
                 }
             }
-            if observers.step(&report) == Control::Stop {
+            let mut stop = observers.step(&report) == Control::Stop;
+            if let Some(p) = &self.parallel {
+                stop = p.stop_with_rank_0(stop)?;
+            }
+            if stop {
                 // The checkpoint written next holds the sums.
                 self.absorb(&running)?;
                 return Ok(false);

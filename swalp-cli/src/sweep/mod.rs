@@ -28,8 +28,10 @@ pub mod report;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use swalp_core::distributed::ProcessGroup;
 
 use crate::experiment::observe::Observer;
 use crate::experiment::rundir::{Claim, LOCK_FILE};
@@ -674,10 +676,13 @@ pub enum TaskOutcome {
 
 /// Runs entry `index` of the sweep in `dir`, reporting to `observers`:
 /// skips a finished run, continues an interrupted one from its newest
-/// valid checkpoint, and starts a new or failed one afresh.
+/// valid checkpoint, and starts a new or failed one afresh. With `group`
+/// this process is one rank of the run (`sweep --ranks-per-run`): every
+/// rank decides from the directory as it was before any of them wrote.
 pub fn run_task<'o>(
     dir: &Path,
     index: usize,
+    group: Option<Arc<ProcessGroup>>,
     observers: Vec<Box<dyn Observer + 'o>>,
 ) -> Result<TaskOutcome, SweepError> {
     let plan = Plan::read(dir)?;
@@ -693,10 +698,14 @@ pub fn run_task<'o>(
         RunState::Interrupted if stored_config_is(&run_dir, &run.config) => Claim::Resume,
         _ => Claim::Overwrite,
     };
+    if let Some(g) = &group {
+        g.barrier("the start of a sweep's run")
+            .map_err(|e| run_error(e.into()))?;
+    }
     let options = RunOptions {
         out_dir: run_dir,
         claim,
-        group: None,
+        group,
     };
     experiment::run_with(&exp, &options, observers)
         .map(TaskOutcome::Finished)

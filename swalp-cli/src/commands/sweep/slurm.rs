@@ -45,8 +45,8 @@ fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// The batch script of `plan` in `dir`.
-fn script(dir: &Path, plan: &Plan, exe: &Path) -> String {
+/// The batch script of `plan` in `dir`, each run on `ranks` tasks.
+fn script(dir: &Path, plan: &Plan, exe: &Path, ranks: usize) -> String {
     let mut s = String::from("#!/bin/bash\n");
     let name = plan
         .experiment
@@ -58,6 +58,14 @@ fn script(dir: &Path, plan: &Plan, exe: &Path) -> String {
     let _ = writeln!(s, "#SBATCH --signal=B:USR1@120");
     let _ = writeln!(s, "#SBATCH --requeue");
     let _ = writeln!(s, "#SBATCH --open-mode=append");
+    if ranks > 1 {
+        // One task a rank, started by srun below (a step, which the ranks
+        // read as their group), and a GPU each for runs on CUDA.
+        let _ = writeln!(s, "#SBATCH --ntasks={ranks}");
+        if plan.runs.iter().any(|r| trains_on_cuda(&r.config)) {
+            let _ = writeln!(s, "#SBATCH --gpus-per-task=1");
+        }
+    }
     for option in &plan.slurm {
         let _ = writeln!(s, "#SBATCH {option}");
     }
@@ -93,18 +101,45 @@ fn script(dir: &Path, plan: &Plan, exe: &Path) -> String {
          }}\n\
          trap 'stop requeue' USR1\n\
          trap 'stop exit' TERM\n\
-         {exe} sweep-task \"$sweep\" \"$task\" >>\"$log\" 2>&1 &\n\
+         {threads}{launch}{exe} sweep-task \"$sweep\" \"$task\" >>\"$log\" 2>&1 &\n\
          child=$!\n\
          wait \"$child\"\n",
         dir = quoted(&dir.display().to_string()),
         exe = quoted(&exe.display().to_string()),
+        // srun forwards the TERM the traps send to every rank; a rank that
+        // fails ends the step.
+        launch = if ranks > 1 { "srun --kill-on-bad-exit=1 " } else { "" },
+        // As torchrun: one libtorch thread a rank unless told otherwise
+        // (the task's CPUs when --cpus-per-task gives them).
+        threads = if ranks > 1 {
+            "export OMP_NUM_THREADS=\"${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}\"\n"
+        } else {
+            ""
+        },
     );
     s
 }
 
+/// Whether an experiment (a run's resolved TOML) names `device = "cuda"`.
+fn trains_on_cuda(config: &str) -> bool {
+    let table: Option<toml::Table> = toml::from_str(config).ok();
+    table
+        .as_ref()
+        .and_then(|t| t.get("experiment"))
+        .and_then(|e| e.get("device"))
+        .and_then(toml::Value::as_str)
+        == Some("cuda")
+}
+
 /// Writes the script and submits the unfinished runs as one array of at
-/// most `jobs` tasks at once; the job id, or `None` when nothing is left.
-pub fn submit(dir: &Path, plan: &Plan, jobs: usize) -> Result<Option<String>, CliError> {
+/// most `jobs` elements at once, each run on `ranks` tasks; the job id, or
+/// `None` when nothing is left.
+pub fn submit(
+    dir: &Path,
+    plan: &Plan,
+    jobs: usize,
+    ranks: usize,
+) -> Result<Option<String>, CliError> {
     let pending: Vec<String> = plan
         .runs
         .iter()
@@ -117,7 +152,7 @@ pub fn submit(dir: &Path, plan: &Plan, jobs: usize) -> Result<Option<String>, Cl
     let exe = std::env::current_exe().map_err(|e| CliError::Internal(e.to_string()))?;
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     let path = dir.join(SCRIPT);
-    crate::atomic::write(&path, script(&dir, plan, &exe).as_bytes())
+    crate::atomic::write(&path, script(&dir, plan, &exe, ranks).as_bytes())
         .map_err(|e| CliError::write(&path, &e))?;
     let array = format!("--array={}%{jobs}", pending.join(","));
     let output = Command::new("sbatch")

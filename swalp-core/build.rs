@@ -1,8 +1,9 @@
 //! Builds the C++ shim (`cpp/quant_hook.cpp`, the autograd hook,
 //! `cpp/matmul_node.cpp`, the autograd node of layers' matrix products,
 //! `cpp/scaled_ops.cpp`, operators tch lacks, `cpp/cuda_stream.cpp`,
-//! PyTorch's current CUDA stream, and `cpp/distributed.cpp`, c10d's process
-//! groups) against libtorch's headers, the CPU twin
+//! PyTorch's current CUDA stream, `cpp/distributed.cpp`, c10d's process
+//! groups, and `cpp/distributed_nccl.cpp`, their NCCL backend) against
+//! libtorch's headers, the CPU twin
 //! of the CUDA header (`cuda/swalp.cuh`), and makes every binary that links
 //! swalp find libtorch at run time.
 //!
@@ -64,13 +65,13 @@ fn main() {
         // declarations (the wheel has Gloo compiled in, not its headers).
         .define("USE_C10D_GLOO", None)
         .include("cpp/gloo_decls")
-        .file("cpp/distributed.cpp")
-        .file("cpp/distributed_nccl.cpp");
+        .file("cpp/distributed.cpp");
     if with_cuda {
         shim.define("SWALP_WITH_CUDA", None);
         println!("cargo:rustc-link-lib=dylib=c10_cuda");
     }
     shim.compile("swalp_hook");
+    nccl_backend(&include, &nvidia, with_cuda);
 
     // The twin's arithmetic must be the kernels': no fused multiply-adds.
     cc::Build::new()
@@ -102,4 +103,41 @@ fn main() {
     }
     println!("cargo:libtorch_lib={lib_dir}");
     println!("cargo:link_args={}", args.join("\t"));
+}
+
+/// Builds `cpp/distributed_nccl.cpp`, c10d's NCCL backend, on its own (only
+/// it sees the CUDA headers): with `USE_C10D_NCCL` when libtorch has CUDA
+/// and the CUDA runtime's headers are complete (the wheel's lack `crt/` and
+/// CCCL's `nv/`, which with-torch adds from NVIDIA's nvidia-cuda-crt and
+/// nvidia-cuda-cccl wheels) and NCCL's header is there; otherwise as a stub
+/// that says why there is no NCCL.
+fn nccl_backend(include: &Path, nvidia: &Path, with_cuda: bool) {
+    let cuda_include = nvidia.join("include");
+    let nccl_include = nvidia.join("../nccl/include");
+    let complete = [
+        cuda_include.join("cuda_runtime.h"),
+        cuda_include.join("crt/host_config.h"),
+        cuda_include.join("nv/target"),
+        nccl_include.join("nccl.h"),
+    ]
+    .iter()
+    .all(|p| p.exists());
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .pic(true)
+        .warnings(false)
+        .include(include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .file("cpp/distributed_nccl.cpp");
+    if with_cuda && complete {
+        build
+            .define("USE_C10D_NCCL", None)
+            .include(&cuda_include)
+            .include(cuda_include.join("cccl"))
+            .include(&nccl_include);
+    }
+    build.compile("swalp_nccl");
 }

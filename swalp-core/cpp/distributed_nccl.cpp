@@ -1,8 +1,9 @@
 // NCCL for CUDA tensors. ProcessGroupNCCL.hpp includes the CUDA runtime's
 // headers, which the PyTorch wheel ships incomplete (nvidia/cu13/include has
-// cuda_runtime.h but not the crt/ headers it includes), so build.rs compiles
-// this file without USE_C10D_NCCL and the backend says why there is none;
-// the USE_C10D_NCCL branch is what a build against complete headers uses.
+// cuda_runtime.h but not the crt/ and CCCL headers it includes); with-torch
+// adds them from NVIDIA's nvidia-cuda-crt and nvidia-cuda-cccl wheels, and
+// build.rs then compiles this file with USE_C10D_NCCL. Without them (or a
+// libtorch without CUDA) the backend says why there is none.
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
@@ -24,8 +25,9 @@ c10::intrusive_ptr<c10d::Backend> swalp_nccl_backend(const c10::intrusive_ptr<c1
 c10::intrusive_ptr<c10d::Backend> swalp_nccl_backend(const c10::intrusive_ptr<c10d::Store>&, int,
                                                      int, std::chrono::milliseconds) {
     throw std::runtime_error(
-        "NCCL is not built into swalp's shim (the CUDA runtime headers ProcessGroupNCCL.hpp "
-        "needs are not in the PyTorch wheel); train data-parallel on the CPU "
+        "NCCL is not built into swalp's shim (libtorch without CUDA, or the CUDA runtime "
+        "headers ProcessGroupNCCL.hpp needs were missing at build time: build through "
+        "swalp-cli/scripts/with-torch, which adds them); train data-parallel on the CPU "
         "(experiment.device = \"cpu\", over Gloo)");
 }
 #endif

@@ -365,3 +365,111 @@ fn communication_rounds_each_contribution_and_the_sum() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!with_rank_0_draws.equal(&contributions[1][2]));
 }
+
+/// NCCL on the GPUs: one rank a GPU (NCCL refuses two ranks on one), two
+/// when there are two, each summing and broadcasting CUDA tensors. Part of
+/// `scripts/gpu-check`; skipped without a GPU.
+#[test]
+fn gpu_nccl_sums_and_broadcasts_cuda_tensors() {
+    use std::time::Duration;
+    use swalp_core::distributed::Launcher;
+    use swalp_core::tch::Cuda;
+
+    const NAME: &str = "gpu_nccl_sums_and_broadcasts_cuda_tensors";
+    let gpus = Cuda::device_count().max(0) as usize;
+    if !is_worker(NAME) {
+        if gpus == 0 {
+            println!("skipped: no CUDA device (NCCL needs one GPU a rank)");
+            return;
+        }
+        assert_all_succeeded(&ranks(NAME, gpus.min(2), "120"));
+        return;
+    }
+    // Built from the variables directly: a world of one GPU is a group too.
+    let var = |name: &str| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not set"))
+    };
+    let rendezvous = Rendezvous {
+        rank: var("RANK"),
+        world_size: var("WORLD_SIZE"),
+        local_rank: var("LOCAL_RANK"),
+        master_addr: "127.0.0.1".into(),
+        master_port: var("MASTER_PORT") as u16,
+        agent_store: false,
+        timeout: Duration::from_secs(120),
+        launcher: Launcher::Torchrun,
+    };
+    let group = ProcessGroup::join(&rendezvous, Backend::Nccl).unwrap_or_else(|e| panic!("{e}"));
+    let (rank, world) = (group.rank() as f64, group.world_size() as f64);
+    let device = group.device();
+    assert_eq!(device, Device::Cuda(rendezvous.local_rank));
+    let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0]).to_device(device) * (rank + 1.0);
+    group
+        .all_reduce_sum(&[a.shallow_clone()], "NCCL sum")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let total = world * (world + 1.0) / 2.0;
+    assert_eq!(
+        Vec::<f32>::try_from(&a.to_device(Device::Cpu)).unwrap_or_default(),
+        [total as f32, 2.0 * total as f32, 3.0 * total as f32]
+    );
+    let c = Tensor::full([4], rank, (Kind::Float, device));
+    group
+        .broadcast(&[c.shallow_clone()], 0, "NCCL broadcast")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        Vec::<f32>::try_from(&c.to_device(Device::Cpu)).unwrap_or_default(),
+        [0.0; 4]
+    );
+    // A CPU tensor is refused by name, not handed to NCCL.
+    let cpu = Tensor::ones([2], (Kind::Float, Device::Cpu));
+    let refused = group
+        .all_reduce_sum(&[cpu], "NCCL sum of a CPU tensor")
+        .expect_err("NCCL takes CUDA tensors");
+    println!("{refused}");
+    group
+        .barrier("NCCL barrier")
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!("NCCL: rank {rank} of {world} on {device:?}: sum, broadcast and barrier agree");
+}
+
+/// The shim is built with c10d's NCCL backend (with-torch supplies the CUDA
+/// headers the wheel lacks): on a machine without a GPU, joining an NCCL
+/// group reaches libtorch's ProcessGroupNCCL, which refuses in one line,
+/// rather than the stub that says NCCL was not built.
+#[test]
+fn nccl_is_built_and_refuses_a_machine_without_gpus() {
+    use std::time::Duration;
+    use swalp_core::distributed::Launcher;
+
+    if swalp_core::tch::Cuda::device_count() > 0 {
+        println!(
+            "skipped: this machine has a GPU (gpu_nccl_sums_and_broadcasts_cuda_tensors runs NCCL)"
+        );
+        return;
+    }
+    let rendezvous = Rendezvous {
+        rank: 0,
+        world_size: 1,
+        local_rank: 0,
+        master_addr: "127.0.0.1".into(),
+        master_port: free_port(),
+        agent_store: false,
+        timeout: Duration::from_secs(20),
+        launcher: Launcher::Torchrun,
+    };
+    let e = ProcessGroup::join(&rendezvous, Backend::Nccl)
+        .err()
+        .unwrap_or_else(|| panic!("an NCCL group without a GPU"));
+    let said = e.to_string();
+    println!("{said}");
+    assert!(!said.contains("not built"), "{said}");
+    assert!(
+        said.contains("ProcessGroupNCCL") && said.contains("GPU"),
+        "{said}"
+    );
+    assert!(said.starts_with("rank 0 of 1"), "{said}");
+    assert!(!said.contains('\n'), "{said}");
+}

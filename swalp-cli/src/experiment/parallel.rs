@@ -108,8 +108,9 @@ impl DataParallel {
     /// Ctrl-C or SIGTERM, or asked to stop) for every rank, so that all
     /// stop after the same step and rank 0's checkpoint is the run's.
     pub(super) fn stop_with_rank_0(&self, stop: bool) -> Result<bool, ExperimentError> {
-        // A CPU scalar, so reading it never waits for a device.
-        let flag = Tensor::from_slice(&[u8::from(stop)]);
+        // On the group's device, as its backend needs (with NCCL, reading
+        // it waits for the step: one synchronisation a step).
+        let flag = Tensor::from_slice(&[u8::from(stop)]).f_to_device(self.group.device())?;
         self.group
             .broadcast(&[flag.shallow_clone()], 0, "broadcast of whether to stop")?;
         Ok(flag.int64_value(&[0]) != 0)

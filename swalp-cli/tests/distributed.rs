@@ -429,10 +429,14 @@ fn cli_rank(exp: &Path, args: &[&str], rank: Option<usize>, port: u16) -> Child 
     cmd.spawn().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn both_ranks(exp: &Path, args: &[&str]) -> Vec<Output> {
+/// `swalp-cli run` as both ranks of a group, started.
+fn start_both_ranks(exp: &Path, args: &[&str]) -> Vec<Child> {
     let port = free_port();
-    let ranks: Vec<Child> = (0..2).map(|r| cli_rank(exp, args, Some(r), port)).collect();
-    ranks
+    (0..2).map(|r| cli_rank(exp, args, Some(r), port)).collect()
+}
+
+fn both_ranks(exp: &Path, args: &[&str]) -> Vec<Output> {
+    start_both_ranks(exp, args)
         .into_iter()
         .map(|c| c.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
         .collect()
@@ -440,6 +444,35 @@ fn both_ranks(exp: &Path, args: &[&str]) -> Vec<Output> {
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
+}
+
+/// Waits until the run writing `dir` has finished `epochs` epochs.
+fn wait_for_epochs(dir: &Path, epochs: usize) {
+    let started = Instant::now();
+    while lines(&dir.join("metrics.jsonl")) < epochs {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Resumes the interrupted run in `dir` with both ranks and checks that it
+/// ends where the uninterrupted run in `whole` ended: the same final
+/// evaluations and, byte for byte, the same weights.
+fn resumes_to(exp: &Path, dir: &Path, whole: &Path) {
+    succeeded(&both_ranks(exp, &["--resume", &dir.to_string_lossy()]));
+    let (a, b) = (
+        read_json(&whole.join("result.json")),
+        read_json(&dir.join("result.json")),
+    );
+    assert_eq!(a["final"], b["final"]);
+    assert_eq!(b["world_size"], 2);
+    for model in ["model_sgd.safetensors", "model_swa.safetensors"] {
+        assert_eq!(
+            std::fs::read(whole.join(model)).ok(),
+            std::fs::read(dir.join(model)).ok(),
+            "{model}"
+        );
+    }
 }
 
 #[test]
@@ -456,14 +489,9 @@ fn a_killed_rank_stops_the_other_and_the_run_resumes_exactly() {
     // Rank 1 is killed once rank 0 has finished two epochs.
     let broken = root.path().join("broken");
     let broken_s = broken.to_string_lossy().into_owned();
-    let port = free_port();
-    let rank0 = cli_rank(&exp, &["--out", &broken_s], Some(0), port);
-    let mut rank1 = cli_rank(&exp, &["--out", &broken_s], Some(1), port);
-    let started = Instant::now();
-    while lines(&broken.join("metrics.jsonl")) < 2 {
-        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut ranks = start_both_ranks(&exp, &["--out", &broken_s]);
+    let (mut rank1, rank0) = (ranks.remove(1), ranks.remove(0));
+    wait_for_epochs(&broken, 2);
     rank1.kill().unwrap_or_else(|e| panic!("{e}"));
     let killed = Instant::now();
     let out = rank0.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
@@ -492,35 +520,15 @@ fn a_killed_rank_stops_the_other_and_the_run_resumes_exactly() {
 
     // Both ranks resume from rank 0's last checkpoint and end where the
     // uninterrupted run ended.
-    succeeded(&both_ranks(&exp, &["--resume", &broken_s]));
-    let (a, b) = (
-        read_json(&whole.join("result.json")),
-        read_json(&broken.join("result.json")),
-    );
-    assert_eq!(a["final"], b["final"]);
-    assert_eq!(b["world_size"], 2);
-    for model in ["model_sgd.safetensors", "model_swa.safetensors"] {
-        assert_eq!(
-            std::fs::read(whole.join(model)).ok(),
-            std::fs::read(broken.join(model)).ok(),
-            "{model}"
-        );
-    }
+    resumes_to(&exp, &broken, &whole);
 
     // SIGTERM to both ranks, as torchrun forwards it: every rank stops
     // after the step rank 0 stops after, rank 0 writes its checkpoint, and
     // the run resumes to the uninterrupted result.
     let stopped = root.path().join("stopped");
     let stopped_s = stopped.to_string_lossy().into_owned();
-    let port = free_port();
-    let ranks: Vec<Child> = (0..2)
-        .map(|r| cli_rank(&exp, &["--out", &stopped_s], Some(r), port))
-        .collect();
-    let started = Instant::now();
-    while lines(&stopped.join("metrics.jsonl")) < 2 {
-        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let ranks = start_both_ranks(&exp, &["--out", &stopped_s]);
+    wait_for_epochs(&stopped, 2);
     for rank in &ranks {
         let sent = Command::new("kill")
             .args(["-TERM", &rank.id().to_string()])
@@ -548,11 +556,7 @@ fn a_killed_rank_stops_the_other_and_the_run_resumes_exactly() {
         lines(&stopped.join("metrics.jsonl")) < 12,
         "not interrupted"
     );
-    succeeded(&both_ranks(&exp, &["--resume", &stopped_s]));
-    assert_eq!(
-        read_json(&stopped.join("result.json"))["final"],
-        read_json(&whole.join("result.json"))["final"]
-    );
+    resumes_to(&exp, &stopped, &whole);
 
     // One process cannot continue what two ranks trained.
     let alone = cli_rank(&exp, &["--resume", &whole_s], None, 0);

@@ -59,6 +59,22 @@ fn join() -> ProcessGroup {
     ProcessGroup::join(&rendezvous, Backend::Gloo).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `rank` of `world` meeting at `127.0.0.1:port` (a world of one
+/// included, which `Rendezvous::from_env` leaves a lone process), its
+/// local rank its rank.
+fn on_localhost(rank: usize, world: usize, port: u16, timeout_s: u64) -> Rendezvous {
+    Rendezvous {
+        rank,
+        world_size: world,
+        local_rank: rank,
+        master_addr: "127.0.0.1".into(),
+        master_port: port,
+        agent_store: false,
+        timeout: Duration::from_secs(timeout_s),
+        launcher: swalp_core::distributed::Launcher::Torchrun,
+    }
+}
+
 fn assert_all_succeeded(outputs: &[Output]) {
     for (rank, out) in outputs.iter().enumerate() {
         assert!(
@@ -371,8 +387,6 @@ fn communication_rounds_each_contribution_and_the_sum() {
 /// `scripts/gpu-check`; skipped without a GPU.
 #[test]
 fn gpu_nccl_sums_and_broadcasts_cuda_tensors() {
-    use std::time::Duration;
-    use swalp_core::distributed::Launcher;
     use swalp_core::tch::Cuda;
 
     const NAME: &str = "gpu_nccl_sums_and_broadcasts_cuda_tensors";
@@ -392,16 +406,12 @@ fn gpu_nccl_sums_and_broadcasts_cuda_tensors() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{name} not set"))
     };
-    let rendezvous = Rendezvous {
-        rank: var("RANK"),
-        world_size: var("WORLD_SIZE"),
-        local_rank: var("LOCAL_RANK"),
-        master_addr: "127.0.0.1".into(),
-        master_port: var("MASTER_PORT") as u16,
-        agent_store: false,
-        timeout: Duration::from_secs(120),
-        launcher: Launcher::Torchrun,
-    };
+    let rendezvous = on_localhost(
+        var("RANK"),
+        var("WORLD_SIZE"),
+        var("MASTER_PORT") as u16,
+        120,
+    );
     let group = ProcessGroup::join(&rendezvous, Backend::Nccl).unwrap_or_else(|e| panic!("{e}"));
     let (rank, world) = (group.rank() as f64, group.world_size() as f64);
     let device = group.device();
@@ -441,25 +451,13 @@ fn gpu_nccl_sums_and_broadcasts_cuda_tensors() {
 /// rather than the stub that says NCCL was not built.
 #[test]
 fn nccl_is_built_and_refuses_a_machine_without_gpus() {
-    use std::time::Duration;
-    use swalp_core::distributed::Launcher;
-
     if swalp_core::tch::Cuda::device_count() > 0 {
         println!(
             "skipped: this machine has a GPU (gpu_nccl_sums_and_broadcasts_cuda_tensors runs NCCL)"
         );
         return;
     }
-    let rendezvous = Rendezvous {
-        rank: 0,
-        world_size: 1,
-        local_rank: 0,
-        master_addr: "127.0.0.1".into(),
-        master_port: free_port(),
-        agent_store: false,
-        timeout: Duration::from_secs(20),
-        launcher: Launcher::Torchrun,
-    };
+    let rendezvous = on_localhost(0, 1, free_port(), 20);
     let e = ProcessGroup::join(&rendezvous, Backend::Nccl)
         .err()
         .unwrap_or_else(|| panic!("an NCCL group without a GPU"));
